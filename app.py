@@ -1,0 +1,29 @@
+"""Entry point for the Space (and `python app.py` locally): builds the demo and serves it."""
+
+from beit_demo.config import Settings
+from beit_demo.registry import ModelRegistry
+from beit_demo.ui import EXAMPLES_DIR, build_demo
+
+settings = Settings.from_env()
+registry = ModelRegistry(settings.max_models, settings.precision)
+demo = build_demo(settings, registry)
+
+
+def main() -> None:
+    """Serve the demo; preload models in the background once the page is up."""
+    demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
+    demo.launch(
+        server_name=settings.server_name,
+        server_port=settings.server_port,
+        max_file_size=settings.max_file_size,
+        allowed_paths=[str(EXAMPLES_DIR)],
+        enable_monitoring=False,
+        prevent_thread_lock=True,
+    )
+    if settings.preload:
+        registry.preload(settings.preload)
+    demo.block_thread()
+
+
+if __name__ == "__main__":
+    main()

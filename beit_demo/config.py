@@ -1,0 +1,118 @@
+"""Settings read from the environment, once, in one place.
+
+`Settings.from_env()` is the only reader of ``BEIT_DEMO_*`` and the server variables; the Hub's own
+variables (``HF_HOME``, ``HF_HUB_OFFLINE``, ...) are read by huggingface_hub itself, but their safe
+defaults are set here by `apply_environment_defaults` before huggingface_hub is first imported.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+# Defaults for variables read by huggingface_hub and gradio *at import time*. Setting them later has no
+# effect, so `beit_demo/__init__.py` applies them before anything imports those libraries.
+_LIBRARY_ENV_DEFAULTS = {
+    # No usage reports from a public demo: anonymous visitors did not agree to them.
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "GRADIO_ANALYTICS_ENABLED": "False",
+    # Bound how long a visitor can wait on a slow or silent Hub: a HEAD gets 10 s to answer and a download
+    # may stall for at most 20 s between chunks (huggingface_hub's defaults are 10 s and 10 s; the wider
+    # download window keeps a busy Space from giving up on a big checkpoint).
+    "HF_HUB_ETAG_TIMEOUT": "10",
+    "HF_HUB_DOWNLOAD_TIMEOUT": "20",
+    # hf_xet is an optional accelerator for downloads; the plain HTTP path is the one the tests exercise.
+    "HF_HUB_DISABLE_XET": "1",
+}
+
+PRECISIONS = ("fp32", "int8", "fp16")
+
+
+def apply_environment_defaults() -> None:
+    """Set the library variables above unless the user already set them."""
+    for name, value in _LIBRARY_ENV_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
+class ConfigError(ValueError):
+    """An environment variable has a value the demo cannot use."""
+
+
+def _int(name: str, default: int, minimum: int = 1) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}.") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}.")
+    return value
+
+
+def _is_true(name: str) -> bool:
+    return os.environ.get(name, "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def _preload_keys(raw: str) -> tuple[str, ...]:
+    from beit_demo.catalog import CATALOG, get_spec
+
+    names = [part.strip() for part in raw.split(",") if part.strip()]
+    if names == ["all"]:
+        return tuple(spec.key for spec in CATALOG)
+    return tuple(get_spec(name).key for name in names)  # an unknown key fails at start-up, listing valid ones
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the demo can be configured with."""
+
+    # BEIT_DEMO_MAX_MODELS: how many models stay loaded in memory (least recently used is freed first).
+    max_models: int = 3
+    # BEIT_DEMO_PRELOAD: catalog keys (comma-separated, or "all") loaded in the background after start-up.
+    preload: tuple[str, ...] = ()
+    # BEIT_DEMO_PRECISION: fp32 (default), int8 (dynamic quantization of Linear layers, CPU) or fp16 (CUDA only).
+    precision: str = "fp32"
+    # BEIT_DEMO_MAX_PIXELS: largest image (width x height) accepted, checked before decoding.
+    max_pixels: int = 40_000_000
+    # BEIT_DEMO_MAX_FILE_SIZE: largest upload in bytes; bigger ones get HTTP 413 from Gradio.
+    max_file_size: int = 20 * 1024 * 1024
+    # BEIT_DEMO_QUEUE_SIZE: requests waiting beyond this get "queue is full" instead of piling up.
+    queue_size: int = 32
+    # BEIT_DEMO_CONCURRENCY: classify requests handled at once. They decode their images in parallel, and
+    # their forward passes are batched (one pass at a time), so this bounds memory, not CPU contention.
+    concurrency: int = 8
+    # BEIT_DEMO_MAX_BATCH: most requests for one model run as a single forward pass.
+    max_batch: int = 8
+    # GRADIO_SERVER_NAME / PORT (or GRADIO_SERVER_PORT): where the server listens. Spaces set both.
+    server_name: str = "127.0.0.1"
+    server_port: int = 7860
+    # HF_HUB_OFFLINE: read by huggingface_hub; kept here so messages can say why a download was not tried.
+    hub_offline: bool = False
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Read the settings from the environment.
+
+        Raises:
+            ConfigError: a variable is malformed (the message names it).
+            UnknownModelError: BEIT_DEMO_PRELOAD names a model that is not in the catalog.
+        """
+        precision = os.environ.get("BEIT_DEMO_PRECISION", "fp32").strip().lower() or "fp32"
+        if precision not in PRECISIONS:
+            raise ConfigError(f"BEIT_DEMO_PRECISION must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
+        port = os.environ.get("PORT") or os.environ.get("GRADIO_SERVER_PORT")
+        return cls(
+            max_models=_int("BEIT_DEMO_MAX_MODELS", cls.max_models),
+            preload=_preload_keys(os.environ.get("BEIT_DEMO_PRELOAD", "")),
+            precision=precision,
+            max_pixels=_int("BEIT_DEMO_MAX_PIXELS", cls.max_pixels),
+            max_file_size=_int("BEIT_DEMO_MAX_FILE_SIZE", cls.max_file_size),
+            queue_size=_int("BEIT_DEMO_QUEUE_SIZE", cls.queue_size),
+            concurrency=_int("BEIT_DEMO_CONCURRENCY", cls.concurrency),
+            max_batch=_int("BEIT_DEMO_MAX_BATCH", cls.max_batch),
+            server_name=os.environ.get("GRADIO_SERVER_NAME", cls.server_name),
+            server_port=int(port) if port else cls.server_port,
+            hub_offline=_is_true("HF_HUB_OFFLINE"),
+        )

@@ -1,0 +1,202 @@
+"""Fetching catalog checkpoints into the standard Hugging Face cache.
+
+Only the files a model needs are downloaded (config, preprocessor config, one weights file), with
+huggingface_hub's own cache, so a model fetched here is shared with every other tool on the machine.
+The cache is consulted first: a model that is already on disk loads without touching the network,
+which keeps the demo working when the Hub is down.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from huggingface_hub import hf_hub_download, try_to_load_from_cache
+from huggingface_hub.errors import (
+    EntryNotFoundError,
+    GatedRepoError,
+    HfHubHTTPError,
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from tqdm.auto import tqdm
+
+from beit_demo.catalog import CheckpointFormat, ModelSpec
+
+# A progress callback receives (fraction done in [0, 1], a short description).
+ProgressCallback = Callable[[float, str], None]
+
+# Weights in order of preference: safetensors cannot run code when loaded; some catalog repos ship only
+# the pickle-based .bin, which transformers loads with `weights_only=True` on torch >= 2.6.
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+_REQUIRED_FILES = {
+    CheckpointFormat.TRANSFORMERS: ("config.json", "preprocessor_config.json"),
+    CheckpointFormat.TIMM: ("config.json",),
+}
+_TIMM_WEIGHT_FILES = ("model.safetensors",)
+
+
+class ModelUnavailableError(RuntimeError):
+    """A model cannot be fetched; the message says which and what to do."""
+
+
+@dataclass(frozen=True)
+class FetchedModel:
+    """Where a model's files are on disk."""
+
+    directory: Path  # the cache snapshot folder holding the files
+    downloaded: bool  # False when everything came from the cache
+    bytes_downloaded: int
+
+
+def _download_hint(spec: ModelSpec) -> str:
+    return f"run `python -m beit_demo download {spec.key}` on a machine that can reach the Hub"
+
+
+def _cached_path(spec: ModelSpec, filename: str) -> Path | None | object:
+    """The cached file, None if unknown to the cache, or a sentinel if the cache knows it does not exist."""
+    found = try_to_load_from_cache(spec.repo_id, filename, revision=spec.revision)
+    return Path(found) if isinstance(found, str) else found
+
+
+def _weight_files(spec: ModelSpec) -> tuple[str, ...]:
+    return _TIMM_WEIGHT_FILES if spec.checkpoint_format is CheckpointFormat.TIMM else _WEIGHT_FILES
+
+
+def cached_directory(spec: ModelSpec) -> Path | None:
+    """The snapshot folder if every file the model needs is in the cache, else None. Never touches the network."""
+    directory = None
+    for filename in _REQUIRED_FILES[spec.checkpoint_format]:
+        path = _cached_path(spec, filename)
+        if not isinstance(path, Path):
+            return None
+        directory = path.parent
+    for filename in _weight_files(spec):
+        if isinstance(path := _cached_path(spec, filename), Path):
+            return directory if path.parent == directory else None
+    return None
+
+
+def cached_size_bytes(spec: ModelSpec) -> int:
+    """Bytes the model's needed files take in the cache (0 if not fully cached)."""
+    directory = cached_directory(spec)
+    if directory is None:
+        return 0
+    names = (*_REQUIRED_FILES[spec.checkpoint_format], *_weight_files(spec))
+    return sum((directory / name).stat().st_size for name in names if (directory / name).exists())
+
+
+class _ProgressBar(tqdm):
+    """A silent tqdm that forwards byte counts to a callback (huggingface_hub accepts any tqdm class)."""
+
+    report: Callable[[int, int | None], None] = staticmethod(lambda done, total: None)
+
+    def __init__(self, *args, **kwargs):
+        kwargs["disable"] = False
+        kwargs["file"] = open(os.devnull, "w")  # noqa: SIM115 - closed in close()
+        super().__init__(*args, **kwargs)
+
+    def update(self, n=1):
+        result = super().update(n)
+        type(self).report(self.n, self.total)
+        return result
+
+    def close(self):
+        super().close()
+        self.fp.close()
+
+
+class _Downloader:
+    """Downloads one model's files, reporting overall progress across them."""
+
+    def __init__(self, spec: ModelSpec, progress: ProgressCallback | None):
+        self.spec = spec
+        self.progress = progress
+        self.bytes_downloaded = 0
+
+    def _bar_class(self, filename: str) -> type[tqdm]:
+        def report(done: int, total: int | None) -> None:
+            if self.progress is not None and total:
+                self.progress(min(done / total, 1.0), f"Downloading {self.spec.title}: {filename}")
+
+        return type("_FileProgressBar", (_ProgressBar,), {"report": staticmethod(report)})
+
+    def download(self, filename: str) -> Path:
+        path = hf_hub_download(
+            self.spec.repo_id,
+            filename,
+            revision=self.spec.revision,
+            token=False,  # never send a token for a model a visitor picked
+            tqdm_class=self._bar_class(filename),
+        )
+        self.bytes_downloaded += Path(path).stat().st_size
+        return Path(path)
+
+    def download_weights(self) -> Path:
+        candidates = _weight_files(self.spec)
+        for filename in candidates:
+            try:
+                return self.download(filename)
+            except EntryNotFoundError:
+                continue
+        raise ModelUnavailableError(
+            f"{self.spec.title} ({self.spec.repo_id}) has none of the weight files this demo can load "
+            f"({', '.join(candidates)})."
+        )
+
+
+def fetch(spec: ModelSpec, progress: ProgressCallback | None = None) -> FetchedModel:
+    """Make sure the files ``spec`` needs are in the Hub cache and return where they are.
+
+    Args:
+        spec: the catalog entry.
+        progress: called with (fraction, description) while bytes arrive.
+
+    Raises:
+        ModelUnavailableError: the model is not cached and cannot be downloaded; the message names the model
+            and says what to do.
+    """
+    directory = cached_directory(spec)
+    if directory is not None:
+        return FetchedModel(directory, downloaded=False, bytes_downloaded=0)
+    downloader = _Downloader(spec, progress)
+    try:
+        for filename in _REQUIRED_FILES[spec.checkpoint_format]:
+            directory = downloader.download(filename).parent
+        weights = downloader.download_weights()
+    except ModelUnavailableError:
+        raise
+    except Exception as err:  # every way the Hub or the disk can fail becomes one actionable sentence
+        raise ModelUnavailableError(_explain(spec, err)) from err
+    if weights.parent != directory:
+        raise ModelUnavailableError(
+            f"{spec.title} changed on the Hub while it was downloading; please try again in a moment."
+        )
+    return FetchedModel(directory, downloaded=True, bytes_downloaded=downloader.bytes_downloaded)
+
+
+def _explain(spec: ModelSpec, err: Exception) -> str:
+    """One sentence for the user: which model, what went wrong, what to do."""
+    name = f"{spec.title} ({spec.repo_id})"
+    if isinstance(err, GatedRepoError):
+        return f"{name} is gated on the Hub and this demo does not send access tokens; pick another model."
+    if isinstance(err, RepositoryNotFoundError):
+        return f"{name} was not found on the Hub (it may have been renamed or made private); pick another model."
+    if isinstance(err, RevisionNotFoundError):
+        return f"{name} has no revision {spec.revision!r} on the Hub; the catalog needs updating."
+    if isinstance(err, LocalEntryNotFoundError):
+        # Raised when the Hub is unreachable (or HF_HUB_OFFLINE=1) and the file is not cached.
+        return f"{name} is not downloaded yet and the Hub cannot be reached: {_download_hint(spec)}."
+    if isinstance(err, OSError) and err.errno == 28:
+        return f"There is no disk space left to download {name}; free some space and try again."
+    if isinstance(err, HfHubHTTPError):
+        return f"The Hub could not deliver {name} right now ({_short(err)}); please try again in a minute."
+    return f"Downloading {name} failed ({_short(err)}); please try again in a minute, or {_download_hint(spec)}."
+
+
+def _short(err: Exception) -> str:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return text if len(text) <= 120 else text[:117] + "..."

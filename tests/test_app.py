@@ -1,0 +1,59 @@
+"""The real app, launched on 127.0.0.1 in its own process and called over HTTP with gradio_client."""
+
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+from beit_demo.catalog import get_spec
+from tests.conftest import PHOTOS, running_app
+
+pytestmark = pytest.mark.app
+
+
+def top_labels(result) -> list[str]:
+    return [row["label"] for row in result["confidences"]]
+
+
+def test_classify_a_real_photo_over_http(tmp_path, hub_double):
+    spec = get_spec("fashion-mnist")
+    with running_app(tmp_path, HF_ENDPOINT=hub_double.url) as url:
+        client = Client(url, verbose=False)
+        try:
+            result, status = client.predict(handle_file(str(PHOTOS / "coffee.jpg")), spec.key, 3, api_name="/classify")
+            again, status_again = client.predict(
+                handle_file(str(PHOTOS / "horse.jpg")), spec.key, 3, api_name="/classify"
+            )
+        finally:
+            client.close()
+    labels = top_labels(result)
+    assert len(labels) == 3 and result["label"] == labels[0]
+    assert set(labels) <= {
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    }
+    assert spec.title in status and "downloaded" in status
+    assert "local cache" not in status
+    assert "from the local cache" in status_again and len(top_labels(again)) == 3
+
+
+def test_an_uncached_model_offline_gives_the_sentence_and_the_server_keeps_serving(tmp_path, hub_double):
+    spec = get_spec("facemask-deit")
+    with running_app(tmp_path, HF_ENDPOINT=hub_double.url, HF_HUB_OFFLINE="1") as url:
+        client = Client(url, verbose=False)
+        try:
+            with pytest.raises(AppError) as caught:
+                client.predict(handle_file(str(PHOTOS / "astronaut.jpg")), spec.key, 2, api_name="/classify")
+            card, *_ = client.predict(spec.key, api_name="/select_model")
+        finally:
+            client.close()
+    assert f"python -m beit_demo download {spec.key}" in str(caught.value)
+    assert spec.repo_id in card and "0.9894" in card
+    assert hub_double.log() == []

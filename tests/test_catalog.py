@@ -1,0 +1,74 @@
+"""The catalog is data: check it is complete, consistent and honest."""
+
+import re
+
+import pytest
+
+from beit_demo.catalog import CATALOG, DEFAULT_MODEL_KEY, CheckpointFormat, UnknownModelError, get_spec
+from beit_demo.ui import EXAMPLES_DIR
+
+EXPECTED_REPOS = {
+    "microsoft/beit-base-patch16-224-pt22k-ft22k",
+    "timm/beit_base_patch16_224.in22k_ft_in22k_in1k",
+    "AkshatSurolia/BEiT-FaceMask-Finetuned",
+    "AkshatSurolia/DeiT-FaceMask-Finetuned",
+    "thilinadj/image_classification_tdj_fashion-mnist",
+}
+CC0_OR_PUBLIC_DOMAIN = {"chelsea.jpg", "coffee.jpg", "astronaut.jpg", "rocket.jpg", "horse.jpg"}
+
+
+def test_the_five_seed_checkpoints_are_there_once():
+    assert {spec.repo_id for spec in CATALOG} == EXPECTED_REPOS
+    assert len({spec.key for spec in CATALOG}) == len({spec.title for spec in CATALOG}) == len(CATALOG) == 5
+
+
+def test_default_is_the_imagenet22k_beit():
+    assert get_spec(DEFAULT_MODEL_KEY).repo_id == "microsoft/beit-base-patch16-224-pt22k-ft22k"
+
+
+def test_revisions_are_main_or_a_full_commit_id():
+    for spec in CATALOG:
+        assert spec.revision == "main" or re.fullmatch(r"[0-9a-f]{40}", spec.revision), spec.key
+
+
+def test_only_the_timm_checkpoint_is_in_timm_format():
+    formats = {spec.repo_id: spec.checkpoint_format for spec in CATALOG}
+    assert formats.pop("timm/beit_base_patch16_224.in22k_ft_in22k_in1k") is CheckpointFormat.TIMM
+    assert set(formats.values()) == {CheckpointFormat.TRANSFORMERS}
+
+
+def test_reported_accuracies_match_the_model_cards():
+    reported = {spec.repo_id: [(m.name, m.value) for m in spec.metrics] for spec in CATALOG}
+    assert reported["AkshatSurolia/BEiT-FaceMask-Finetuned"] == [("eval accuracy", 0.975)]
+    assert reported["AkshatSurolia/DeiT-FaceMask-Finetuned"] == [("eval accuracy", 0.9894)]
+    assert all(m.source for spec in CATALOG for m in spec.metrics)
+
+
+def test_label_counts():
+    assert {spec.key: spec.num_labels for spec in CATALOG} == {
+        "beit-in22k": 21841,
+        "beit-in1k-timm": 1000,
+        "facemask-beit": 2,
+        "facemask-deit": 2,
+        "fashion-mnist": 10,
+    }
+
+
+def test_every_example_exists_and_the_first_ones_are_free_photos():
+    for spec in CATALOG:
+        assert spec.examples, spec.key
+        for name in spec.examples:
+            assert (EXAMPLES_DIR / name).is_file(), name
+    assert get_spec(DEFAULT_MODEL_KEY).examples[0] in CC0_OR_PUBLIC_DOMAIN
+
+
+def test_hub_links():
+    assert get_spec("facemask-deit").hub_url == "https://huggingface.co/AkshatSurolia/DeiT-FaceMask-Finetuned"
+
+
+def test_unknown_key_lists_the_valid_ones():
+    with pytest.raises(UnknownModelError) as caught:
+        get_spec("resnet")
+    message = str(caught.value)
+    assert "'resnet'" in message
+    assert all(spec.key in message for spec in CATALOG)
