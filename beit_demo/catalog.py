@@ -43,6 +43,7 @@ class ModelSpec:
     expected_input: str  # what kind of image gives meaningful results
     num_labels: int
     license: str
+    label_space: str = ""  # models with the same label space can be compared label for label
     input_size: int = 224  # side of the square the model sees, after its processor resizes/crops
     metrics: tuple[Metric, ...] = ()
     examples: tuple[str, ...] = ()  # file names under examples/, best first
@@ -66,6 +67,7 @@ CATALOG: tuple[ModelSpec, ...] = (
         expected_input="Any photo; it is resized to 224 x 224 without cropping.",
         num_labels=21841,
         license="apache-2.0",
+        label_space="imagenet-22k",
         examples=_PHOTOS,
     ),
     ModelSpec(
@@ -79,6 +81,7 @@ CATALOG: tuple[ModelSpec, ...] = (
         expected_input="Any photo; the shorter side is resized to 248 px and the centre 224 x 224 is kept.",
         num_labels=1000,
         license="apache-2.0",
+        label_space="imagenet-1k",
         examples=_PHOTOS,
     ),
     ModelSpec(
@@ -92,6 +95,7 @@ CATALOG: tuple[ModelSpec, ...] = (
         expected_input="A close-up of one face, roughly centred.",
         num_labels=2,
         license="apache-2.0",
+        label_space="face-mask",
         metrics=(Metric("eval accuracy", 0.975, "model card, Face-Mask18K evaluation split"),),
         examples=("astronaut.jpg", "face_with_mask.jpg"),
     ),
@@ -106,6 +110,7 @@ CATALOG: tuple[ModelSpec, ...] = (
         expected_input="A close-up of one face, roughly centred.",
         num_labels=2,
         license="not stated here: check the model card before reuse",
+        label_space="face-mask",
         metrics=(Metric("eval accuracy", 0.9894, "model card, Face-Mask18K evaluation split"),),
         examples=("astronaut.jpg", "face_with_mask.jpg"),
     ),
@@ -123,6 +128,7 @@ CATALOG: tuple[ModelSpec, ...] = (
         ),
         num_labels=10,
         license="not stated here: check the model card before reuse",
+        label_space="fashion-mnist",
         examples=(
             "fashion_0_tshirt.png",
             "fashion_1_trouser.png",
