@@ -83,15 +83,19 @@ def _example_samples(spec: ModelSpec) -> list[list[str]]:
     return [[str(EXAMPLES_DIR / name)] for name in spec.examples if (EXAMPLES_DIR / name).is_file()]
 
 
-def _weights_source(loaded: LoadedModel) -> str:
-    return f"downloaded in {loaded.load_seconds:.1f} s" if loaded.downloaded else "from the local cache"
+def _weights_source(loaded: LoadedModel, was_in_memory: bool) -> str:
+    if was_in_memory:
+        return "model already in memory"
+    if loaded.downloaded:
+        return f"downloaded from the Hub and loaded in {loaded.load_seconds:.1f} s"
+    return f"loaded from the local cache in {loaded.load_seconds:.1f} s"
 
 
-def status_line(loaded: LoadedModel, seconds: float) -> str:
+def status_line(loaded: LoadedModel, seconds: float, was_in_memory: bool) -> str:
     """One line saying which model answered, on what, how fast, and where the weights came from."""
     return (
         f"**{loaded.spec.title}** · {loaded.device} · {loaded.precision} · "
-        f"{seconds * 1000:.0f} ms · weights {_weights_source(loaded)}"
+        f"{seconds * 1000:.0f} ms · {_weights_source(loaded, was_in_memory)}"
     )
 
 
@@ -122,6 +126,7 @@ class DemoApp:
         """(scores, status line, what the model sees) for one model; typed errors become `gr.Error`."""
         from beit_demo.classifier import model_view
 
+        was_in_memory = spec.key in self.registry.loaded_keys()
         started = time.perf_counter()
         try:
             with self.registry.use(spec.key, progress=lambda fraction, text: progress(fraction, desc=text)) as loaded:
@@ -130,7 +135,7 @@ class DemoApp:
                 view = model_view(loaded, picture)
         except _USER_ERRORS as err:
             raise gr.Error(str(err)) from None
-        return prediction.scores, status_line(loaded, seconds), view
+        return prediction.scores, status_line(loaded, seconds, was_in_memory), view
 
     def classify(self, image: str | bytes | None, model_key: str, top_k: float, progress=gr.Progress()):  # noqa: B008
         """Top-k predictions of one model for one image, a status line, and the model's view of the image."""
@@ -162,6 +167,7 @@ class DemoApp:
             yield self._compare_outputs(specs, results)
 
     def _compare_one(self, spec: ModelSpec, picture: Image.Image, top_k: int, progress: gr.Progress):
+        was_in_memory = spec.key in self.registry.loaded_keys()
         started = time.perf_counter()
         try:
             with self.registry.use(spec.key, progress=lambda fraction, text: progress(fraction, desc=text)) as loaded:
@@ -171,7 +177,7 @@ class DemoApp:
         top_label, top_score = next(iter(scores.items()))
         milliseconds = (time.perf_counter() - started) * 1000
         return _CompareResult(
-            scores, f"{top_label} | {top_score:.1%} | {milliseconds:.0f} ms | {_weights_source(loaded)}"
+            scores, f"{top_label} | {top_score:.1%} | {milliseconds:.0f} ms | {_weights_source(loaded, was_in_memory)}"
         )
 
     @staticmethod
@@ -199,9 +205,10 @@ class DemoApp:
     def prepare(self, model_key: str, progress=gr.Progress()):  # noqa: B008
         """Download and load a model ahead of use."""
         spec = _spec(model_key)
+        was_in_memory = spec.key in self.registry.loaded_keys()
         try:
             with self.registry.use(spec.key, progress=lambda fraction, text: progress(fraction, desc=text)) as loaded:
-                message = f"{spec.title} is ready (weights {_weights_source(loaded)})."
+                message = f"{spec.title} is ready ({_weights_source(loaded, was_in_memory)})."
         except _USER_ERRORS as err:
             raise gr.Error(str(err)) from None
         return message, self.model_table()

@@ -3,6 +3,7 @@
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from PIL import Image
 
 from beit_demo.catalog import get_spec
 from tests.conftest import PHOTOS, running_app
@@ -19,8 +20,10 @@ def test_classify_a_real_photo_over_http(tmp_path, hub_double):
     with running_app(tmp_path, HF_ENDPOINT=hub_double.url) as url:
         client = Client(url, verbose=False)
         try:
-            result, status = client.predict(handle_file(str(PHOTOS / "coffee.jpg")), spec.key, 3, api_name="/classify")
-            again, status_again = client.predict(
+            result, status, view = client.predict(
+                handle_file(str(PHOTOS / "coffee.jpg")), spec.key, 3, api_name="/classify"
+            )
+            again, status_again, _ = client.predict(
                 handle_file(str(PHOTOS / "horse.jpg")), spec.key, 3, api_name="/classify"
             )
         finally:
@@ -39,9 +42,10 @@ def test_classify_a_real_photo_over_http(tmp_path, hub_double):
         "Bag",
         "Ankle boot",
     }
-    assert spec.title in status and "downloaded" in status
-    assert "local cache" not in status
-    assert "from the local cache" in status_again and len(top_labels(again)) == 3
+    assert spec.title in status and "downloaded from the Hub" in status
+    with Image.open(view) as seen:  # what the model sees: the 224 x 224 input, as an image
+        assert seen.size == (224, 224)
+    assert "already in memory" in status_again and len(top_labels(again)) == 3
 
 
 def test_an_uncached_model_offline_gives_the_sentence_and_the_server_keeps_serving(tmp_path, hub_double):
