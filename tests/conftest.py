@@ -10,6 +10,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from beit_demo.testing.hub_double import HubDouble  # stdlib only: safe before huggingface_hub is imported
@@ -34,9 +35,8 @@ PHOTOS = SHARED_IMAGES / "photos"
 
 
 def _serve_catalog() -> None:
-    from beit_demo.testing.timm_checkpoints import timm_beit_files
-
     from beit_demo.testing.checkpoints import catalog_repos
+    from beit_demo.testing.timm_checkpoints import timm_beit_files
 
     for repo_id, files in catalog_repos("tiny").items():
         HUB.add_repo(repo_id, files)
@@ -76,9 +76,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class RunningApp:
+    """An app process started by `running_app`."""
+
+    url: str  # ends with "/"
+    pid: int
+    log_path: Path
+
+
 @contextmanager
-def running_app(tmp_path: Path, **env: str) -> Iterator[str]:
-    """Run `python app.py` in a fresh process on 127.0.0.1 and yield its URL; stop it afterwards."""
+def running_app(tmp_path: Path, **env: str) -> Iterator[RunningApp]:
+    """Run `python app.py` in a fresh process on 127.0.0.1 and yield it; stop it afterwards.
+
+    The app gets its own empty Hub cache under ``tmp_path`` and the session's Hub double as its Hub,
+    unless ``env`` says otherwise.
+    """
     import subprocess
     import sys
     import time
@@ -87,6 +100,7 @@ def running_app(tmp_path: Path, **env: str) -> Iterator[str]:
     port = free_port()
     environment = {
         **os.environ,
+        "HF_ENDPOINT": HUB.url,
         "PORT": str(port),
         "GRADIO_SERVER_NAME": "127.0.0.1",
         "HF_HOME": str(tmp_path / "app-hf-home"),
@@ -111,7 +125,7 @@ def running_app(tmp_path: Path, **env: str) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"app.py did not answer in 60 s:\n{log_path.read_text()[-3000:]}") from None
                 time.sleep(0.2)
-        yield url
+        yield RunningApp(url, process.pid, log_path)
     finally:
         process.terminate()
         try:

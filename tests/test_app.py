@@ -17,8 +17,8 @@ def top_labels(result) -> list[str]:
 
 def test_classify_a_real_photo_over_http(tmp_path, hub_double):
     spec = get_spec("fashion-mnist")
-    with running_app(tmp_path, HF_ENDPOINT=hub_double.url) as url:
-        client = Client(url, verbose=False)
+    with running_app(tmp_path, HF_ENDPOINT=hub_double.url) as app:
+        client = Client(app.url, verbose=False)
         try:
             result, status, view = client.predict(
                 handle_file(str(PHOTOS / "coffee.jpg")), spec.key, 3, api_name="/classify"
@@ -50,8 +50,8 @@ def test_classify_a_real_photo_over_http(tmp_path, hub_double):
 
 def test_an_uncached_model_offline_gives_the_sentence_and_the_server_keeps_serving(tmp_path, hub_double):
     spec = get_spec("facemask-deit")
-    with running_app(tmp_path, HF_ENDPOINT=hub_double.url, HF_HUB_OFFLINE="1") as url:
-        client = Client(url, verbose=False)
+    with running_app(tmp_path, HF_ENDPOINT=hub_double.url, HF_HUB_OFFLINE="1") as app:
+        client = Client(app.url, verbose=False)
         try:
             with pytest.raises(AppError) as caught:
                 client.predict(handle_file(str(PHOTOS / "astronaut.jpg")), spec.key, 2, api_name="/classify")
