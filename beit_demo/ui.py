@@ -7,8 +7,6 @@ the first request, not here, so the page is served as soon as Gradio is up.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ from PIL import Image
 from beit_demo import catalog
 from beit_demo.batching import BatchingClassifier
 from beit_demo.catalog import CATALOG, DEFAULT_MODEL_KEY, ModelSpec, UnknownModelError
+from beit_demo.components import UploadedImage
 from beit_demo.config import Settings
 from beit_demo.hub import ModelUnavailableError
 from beit_demo.images import ImageLoadError, load_image
@@ -29,27 +28,6 @@ MAX_TOP_K = 20  # more rows than this are unreadable in a gr.Label
 COMPARE_DEFAULT = ("facemask-beit", "facemask-deit")
 _USER_ERRORS = (UnknownModelError, ModelUnavailableError, ModelLoadError, ImageLoadError)
 _MODEL_CHOICES = [(spec.title, spec.key) for spec in CATALOG]
-
-
-class UploadedImage(gr.Image):
-    """`gr.Image` that hands over the uploaded file unopened.
-
-    Gradio's own preprocessing opens every upload with Pillow before our code runs, so a non-image fails
-    with a generic error and nothing checks the pixel count first. Our `load_image` does both, with a
-    message the visitor can act on. (`is_template` keeps the frontend of `gr.Image`.)
-    """
-
-    is_template = True
-
-    def preprocess(self, payload) -> str | bytes | None:  # noqa: ANN001 - Gradio's ImageData
-        if payload is None:
-            return None
-        if payload.url and payload.url.startswith("data:"):  # API clients may send a data URL
-            try:
-                return base64.b64decode(payload.url.partition(",")[2], validate=True)
-            except (binascii.Error, ValueError):
-                raise gr.Error("The image data sent is not valid base64.") from None
-        return payload.path
 
 
 def _spec(model_key: str) -> ModelSpec:

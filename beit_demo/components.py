@@ -1,0 +1,33 @@
+"""Gradio components of our own.
+
+Gradio writes a typing stub (`components.pyi`) next to any module that subclasses a component; it is
+generated, so git ignores it. Keeping the subclass here keeps that stub small and out of `ui.py`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+import gradio as gr
+
+
+class UploadedImage(gr.Image):
+    """`gr.Image` that hands over the uploaded file unopened.
+
+    Gradio's own preprocessing opens every upload with Pillow before our code runs, so a non-image fails
+    with a generic error and nothing checks the pixel count first. Our `load_image` does both, with a
+    message the visitor can act on. (`is_template` keeps the frontend of `gr.Image`.)
+    """
+
+    is_template = True
+
+    def preprocess(self, payload) -> str | bytes | None:  # noqa: ANN001 - Gradio's ImageData
+        if payload is None:
+            return None
+        if payload.url and payload.url.startswith("data:"):  # API clients may send a data URL
+            try:
+                return base64.b64decode(payload.url.partition(",")[2], validate=True)
+            except (binascii.Error, ValueError):
+                raise gr.Error("The image data sent is not valid base64.") from None
+        return payload.path
