@@ -8,6 +8,8 @@ the first request, not here, so the page is served as soon as Gradio is up.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,12 +71,9 @@ def _weights_source(loaded: LoadedModel, was_in_memory: bool) -> str:
     return f"loaded from the local cache in {loaded.load_seconds:.1f} s"
 
 
-def status_line(loaded: LoadedModel, seconds: float, was_in_memory: bool) -> str:
+def status_line(loaded: LoadedModel, seconds: float, source: str) -> str:
     """One line saying which model answered, on what, how fast, and where the weights came from."""
-    return (
-        f"**{loaded.spec.title}** · {loaded.device} · {loaded.precision} · "
-        f"{seconds * 1000:.0f} ms · {_weights_source(loaded, was_in_memory)}"
-    )
+    return f"**{loaded.spec.title}** · {loaded.device} · {loaded.precision} · {seconds * 1000:.0f} ms · {source}"
 
 
 @dataclass(frozen=True)
@@ -100,20 +99,26 @@ class DemoApp:
         except ImageLoadError as err:
             raise gr.Error(str(err)) from None
 
+    @contextmanager
+    def _borrow(self, spec: ModelSpec, progress: gr.Progress) -> Iterator[tuple[LoadedModel, str]]:
+        """Borrow ``spec`` from the registry, showing download progress; yields it and where it came from."""
+        was_in_memory = spec.key in self.registry.loaded_keys()
+        with self.registry.use(spec.key, progress=lambda fraction, text: progress(fraction, desc=text)) as loaded:
+            yield loaded, _weights_source(loaded, was_in_memory)
+
     def _predict(self, spec: ModelSpec, picture: Image.Image, top_k: int, progress: gr.Progress):
         """(scores, status line, what the model sees) for one model; typed errors become `gr.Error`."""
         from beit_demo.classifier import model_view
 
-        was_in_memory = spec.key in self.registry.loaded_keys()
         started = time.perf_counter()
         try:
-            with self.registry.use(spec.key, progress=lambda fraction, text: progress(fraction, desc=text)) as loaded:
+            with self._borrow(spec, progress) as (loaded, source):
                 prediction = self.batcher.classify(loaded, picture, top_k)
                 seconds = time.perf_counter() - started
                 view = model_view(loaded, picture)
         except _USER_ERRORS as err:
             raise gr.Error(str(err)) from None
-        return prediction.scores, status_line(loaded, seconds, was_in_memory), view
+        return prediction.scores, status_line(loaded, seconds, source), view
 
     def classify(self, image: str | bytes | None, model_key: str, top_k: float, progress=gr.Progress()):  # noqa: B008
         """Top-k predictions of one model for one image, a status line, and the model's view of the image."""
@@ -145,18 +150,15 @@ class DemoApp:
             yield self._compare_outputs(specs, results)
 
     def _compare_one(self, spec: ModelSpec, picture: Image.Image, top_k: int, progress: gr.Progress):
-        was_in_memory = spec.key in self.registry.loaded_keys()
         started = time.perf_counter()
         try:
-            with self.registry.use(spec.key, progress=lambda fraction, text: progress(fraction, desc=text)) as loaded:
+            with self._borrow(spec, progress) as (loaded, source):
                 scores = self.batcher.classify(loaded, picture, top_k).scores
         except _USER_ERRORS as err:  # one model failing must not hide the others' results
             return _CompareResult(None, f"— | — | — | {err}")
         top_label, top_score = next(iter(scores.items()))
         milliseconds = (time.perf_counter() - started) * 1000
-        return _CompareResult(
-            scores, f"{top_label} | {top_score:.1%} | {milliseconds:.0f} ms | {_weights_source(loaded, was_in_memory)}"
-        )
+        return _CompareResult(scores, f"{top_label} | {top_score:.1%} | {milliseconds:.0f} ms | {source}")
 
     @staticmethod
     def _compare_outputs(specs: list[ModelSpec], results: dict[str, _CompareResult]) -> list:
@@ -183,10 +185,9 @@ class DemoApp:
     def prepare(self, model_key: str, progress=gr.Progress()):  # noqa: B008
         """Download and load a model ahead of use."""
         spec = _spec(model_key)
-        was_in_memory = spec.key in self.registry.loaded_keys()
         try:
-            with self.registry.use(spec.key, progress=lambda fraction, text: progress(fraction, desc=text)) as loaded:
-                message = f"{spec.title} is ready ({_weights_source(loaded, was_in_memory)})."
+            with self._borrow(spec, progress) as (_, source):
+                message = f"{spec.title} is ready ({source})."
         except _USER_ERRORS as err:
             raise gr.Error(str(err)) from None
         return message, self.model_table()
