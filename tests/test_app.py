@@ -61,3 +61,27 @@ def test_an_uncached_model_offline_gives_the_sentence_and_the_server_keeps_servi
     assert f"python -m beit_demo download {spec.key}" in str(caught.value)
     assert spec.repo_id in card and "0.9894" in card
     assert hub_double.log() == []
+
+
+def test_compare_two_face_mask_models_and_the_status_panel(tmp_path):
+    deit, beit = get_spec("facemask-deit"), get_spec("facemask-beit")
+    with running_app(tmp_path) as app:
+        client = Client(app.url, verbose=False)
+        try:
+            message, table = client.predict(deit.key, api_name="/load_model")
+            *panels, summary = client.predict(
+                handle_file(str(PHOTOS / "astronaut.jpg")), [beit.key, deit.key], 2, api_name="/compare"
+            )
+        finally:
+            client.close()
+    assert message.startswith(deit.title) and "downloaded from the Hub" in message
+    states = {row[1]: row[2] for row in table["data"]}
+    assert states[deit.key] == "in memory" and states[beit.key] == "not downloaded"
+    # Each panel comes back as an update: visible only for the models ticked, captioned with the model's title.
+    shown = {panel["label"]: panel["value"] for panel in panels if panel["visible"]}
+    assert set(shown) == {beit.title, deit.title}
+    filled = list(shown.values())
+    assert all({row["label"] for row in panel["confidences"]} == {"Mask", "No Mask"} for panel in filled)
+    assert beit.title in summary and deit.title in summary
+    assert "model already in memory" in summary  # the DeiT was loaded ahead by /load_model
+    assert "**face-mask** models" in summary and ("agree on" in summary or "disagree" in summary)
