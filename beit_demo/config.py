@@ -23,6 +23,9 @@ _LIBRARY_ENV_DEFAULTS = {
     "HF_HUB_DOWNLOAD_TIMEOUT": "20",
     # hf_xet is an optional accelerator for downloads; the plain HTTP path is the one the tests exercise.
     "HF_HUB_DISABLE_XET": "1",
+    # After loading a .bin-only checkpoint by repo id, transformers starts a background thread that asks the Hub
+    # (and a conversion Space) to convert it. We load from the cache folder, which never does; this is a guard.
+    "DISABLE_SAFETENSORS_CONVERSION": "1",
 }
 
 PRECISIONS = ("fp32", "int8", "fp16")

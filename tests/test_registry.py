@@ -158,3 +158,13 @@ def test_a_cached_model_loads_and_classifies_with_the_hub_gone(tmp_path, hub_dou
         assert done.returncode == 0, done.stderr[-2000:]
         outputs.append(done.stdout.strip().splitlines()[-1])
     assert outputs == ["True ['Mask', 'No Mask']", "False ['Mask', 'No Mask']"]
+
+
+def test_loading_a_bin_only_checkpoint_asks_the_hub_for_nothing_more(hub_double):
+    """Models load from the cache folder, not by repo id: transformers then makes no Hub calls of its own
+    (loading a .bin-only repo by id starts a safetensors-conversion thread that asks the Hub for more)."""
+    with ModelRegistry().use("facemask-beit"):
+        pass
+    threading.Event().wait(1.0)  # the conversion thread, if started, asks within milliseconds
+    paths = [request.path for request in hub_double.log()]
+    assert paths and all("/resolve/" in path for path in paths), paths
