@@ -24,6 +24,7 @@ _DAMAGED = "The image file is damaged or incomplete and could not be decoded: up
 # What Pillow's decoders raise on broken data (truncated streams, bad chunks, corrupt headers).
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
 _WHITE = (255, 255, 255)
+MAX_ASPECT_RATIO = 50  # longest side / shortest side accepted
 _SIXTEEN_BIT_MAX = 65535
 
 
@@ -50,12 +51,13 @@ def load_image(
         A new RGB image, detached from the file.
 
     Raises:
-        ImageLoadError: not one of :data:`ALLOWED_FORMATS`, too many pixels, or damaged/truncated data.
+        ImageLoadError: not one of :data:`ALLOWED_FORMATS`, too many pixels, one side more than
+            :data:`MAX_ASPECT_RATIO` times the other, or damaged/truncated data.
     """
     if max_pixels < 1 or (min_size is not None and min_size < 1):
         raise ValueError(f"max_pixels and min_size must be positive, got {max_pixels=} {min_size=}")
     with _binary_stream(source) as stream, _open(stream) as image:
-        _check_pixels(image.size, max_pixels)
+        _check_size(image.size, max_pixels)
         if min_size is not None:
             # JPEG decodes at 1/2, 1/4 or 1/8 scale while both sides stay >= min_size; a no-op for other formats.
             image.draft("RGB", (min_size, min_size))
@@ -120,9 +122,15 @@ def _open(stream: BinaryIO) -> Image.Image:
         raise ImageLoadError(_DAMAGED) from err
 
 
-def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
+def _check_size(size: tuple[int, int], max_pixels: int) -> None:
     limit = min(max_pixels, Image.MAX_IMAGE_PIXELS or max_pixels)
     width, height = size
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        # Processors that resize the shorter side to ~250 px would blow a 1 x 20000 strip up to 250 x 5 million.
+        raise ImageLoadError(
+            f"The image is {width} x {height} pixels, one side more than {MAX_ASPECT_RATIO} times the other: "
+            "crop it closer to the subject and upload it again."
+        )
     if width * height > limit:
         raise ImageLoadError(
             f"The image is {width} x {height} pixels ({_megapixels(width * height)} megapixels), more than the "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -43,9 +43,19 @@ class LoadedModel:
     parameter_bytes: int
 
 
+def unique_labels(id2label: dict[int, str], num_labels: int) -> tuple[str, ...]:
+    """Index -> label, with repeated names told apart by their class index.
+
+    Predictions are keyed by label, so two classes with one name (ImageNet-1k has a "crane" bird and a
+    "crane" machine) would otherwise hide each other.
+    """
+    names = [id2label.get(index, f"LABEL_{index}") for index in range(num_labels)]
+    counts = Counter(names)
+    return tuple(name if counts[name] == 1 else f"{name} (class {index})" for index, name in enumerate(names))
+
+
 def _labels(config: Any) -> tuple[str, ...]:
-    id2label = {int(index): str(name) for index, name in config.id2label.items()}
-    return tuple(id2label.get(index, f"LABEL_{index}") for index in range(config.num_labels))
+    return unique_labels({int(index): str(name) for index, name in config.id2label.items()}, config.num_labels)
 
 
 def _parameter_bytes(model: Any) -> int:

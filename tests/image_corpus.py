@@ -22,6 +22,7 @@ PHOTO = Path(__file__).resolve().parents[2] / "shared" / "images" / "photos" / "
 
 UNSUPPORTED = "not a supported image"
 DAMAGED = "damaged or incomplete"
+TOO_THIN = "times the other"
 TOO_LARGE = "megapixel limit"
 
 RED = (255, 0, 0)
@@ -204,7 +205,8 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("corrupt_exif", "corrupt_exif.jpg", lambda: _corrupt_exif("JPEG")),
     _Spec("corrupt_exif_png", "corrupt_exif.png", lambda: _corrupt_exif("PNG")),
     _Spec("one_by_one", "one_by_one.png", lambda: _encode(Image.new("RGB", (1, 1), GREEN), "PNG")),
-    _Spec("one_by_20000", "one_by_20000.png", lambda: _encode(Image.new("L", (1, 20_000), 90), "PNG")),
+    _Spec("one_by_20000", "one_by_20000.png", lambda: _encode(Image.new("L", (1, 20_000), 90), "PNG"), TOO_THIN),
+    _Spec("panorama_40_to_1", "panorama.png", lambda: _encode(Image.new("L", (4000, 100), 90), "PNG")),
     _Spec("hostile_name", safe_filename(HOSTILE_NAME), lambda: _encode(Image.new("RGB", (24, 24), GREEN), "PNG")),
     _Spec("photo", "chelsea.jpg", PHOTO.read_bytes),
 )

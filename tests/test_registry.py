@@ -11,7 +11,7 @@ from PIL import Image
 from beit_demo.catalog import CATALOG, get_spec
 from beit_demo.classifier import classify
 from beit_demo.hub import ModelUnavailableError
-from beit_demo.registry import ModelRegistry, ModelState, load_model
+from beit_demo.registry import ModelRegistry, ModelState, load_model, unique_labels
 from beit_demo.testing.hub_double import Fault, HubDouble
 from tests.conftest import PHOTOS, REPO_ROOT
 
@@ -168,3 +168,14 @@ def test_loading_a_bin_only_checkpoint_asks_the_hub_for_nothing_more(hub_double)
     threading.Event().wait(1.0)  # the conversion thread, if started, asks within milliseconds
     paths = [request.path for request in hub_double.log()]
     assert paths and all("/resolve/" in path for path in paths), paths
+
+
+def test_classes_sharing_a_name_stay_apart():
+    labels = unique_labels({0: "tench", 1: "crane", 2: "crane"}, 4)
+    assert labels == ("tench", "crane (class 1)", "crane (class 2)", "LABEL_3")
+
+
+def test_the_imagenet_1k_cranes_both_show_up():
+    with ModelRegistry().use("beit-in1k-timm") as loaded:
+        assert len(set(loaded.labels)) == 1000
+        assert {"crane (class 134)", "crane (class 517)"} <= set(loaded.labels)
