@@ -294,7 +294,8 @@ def _compare_tab(app: DemoApp) -> None:
     )
 
 
-def _models_tab(app: DemoApp) -> None:
+def _models_tab(app: DemoApp) -> gr.Timer:
+    """The status panel; returns its refresh timer, which runs only while the tab is shown."""
     settings = app.settings
     gr.Markdown(
         f"Up to **{settings.max_models}** models stay in memory (`BEIT_DEMO_MAX_MODELS`); the least recently used "
@@ -305,8 +306,10 @@ def _models_tab(app: DemoApp) -> None:
         headers=["model", "key", "state", "on disk", "requests using it"],
         value=app.model_table,
         interactive=False,
-        every=gr.Timer(2.0),
     )
+    models_timer = gr.Timer(2.0, active=False)
+    # Outside the queue: a status refresh must never wait behind, or crowd out, classification requests.
+    models_timer.tick(app.model_table, outputs=models_dataframe, api_name="model_status", queue=False)
     with gr.Row():
         prepare_dropdown = gr.Dropdown(choices=_MODEL_CHOICES, value=DEFAULT_MODEL_KEY, label="Model", scale=2)
         prepare_button = gr.Button("Download and load now", scale=1)
@@ -314,6 +317,11 @@ def _models_tab(app: DemoApp) -> None:
     prepare_button.click(
         app.prepare, inputs=prepare_dropdown, outputs=[prepare_markdown, models_dataframe], api_name="load_model"
     )
+    return models_timer
+
+
+def _timer_switch(active: bool):
+    return lambda: gr.Timer(active=active)
 
 
 def build_demo(settings: Settings | None = None, registry: ModelRegistry | None = None) -> gr.Blocks:
@@ -328,11 +336,13 @@ def build_demo(settings: Settings | None = None, registry: ModelRegistry | None 
             "Share a link to a model with `?model=KEY`."
         )
         with gr.Tabs():
-            with gr.Tab("Classify"):
+            with gr.Tab("Classify") as classify_tab:
                 model_dropdown = _classify_tab(app)
-            with gr.Tab("Compare models"):
+            with gr.Tab("Compare models") as compare_tab:
                 _compare_tab(app)
-            with gr.Tab("Models"):
-                _models_tab(app)
+            with gr.Tab("Models") as models_tab:
+                models_timer = _models_tab(app)
+        for tab in (classify_tab, compare_tab, models_tab):
+            tab.select(_timer_switch(tab is models_tab), outputs=models_timer, api_name=False)
         demo.load(app.model_from_url, inputs=None, outputs=model_dropdown, api_name=False)
     return demo

@@ -1,5 +1,7 @@
 """The real app, launched on 127.0.0.1 in its own process and called over HTTP with gradio_client."""
 
+import time
+
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
@@ -75,3 +77,25 @@ def test_compare_two_face_mask_models_and_the_status_panel(tmp_path):
     assert beit.title in summary and deit.title in summary
     assert "model already in memory" in summary  # the DeiT was loaded ahead by /load_model
     assert "**face-mask** models" in summary and ("agree on" in summary or "disagree" in summary)
+
+
+def test_preloading_starts_after_the_page_answers(tmp_path, hub_double):
+    spec = get_spec("facemask-deit")
+    hub_double.throttle_bytes_per_s = 200_000  # the tiny checkpoint now takes a few seconds to arrive
+    try:
+        with running_app(tmp_path, BEIT_DEMO_PRELOAD=spec.key) as app:  # returns once "/" answers
+            client = Client(app.url, verbose=False)
+            try:
+                first = {row[1]: row[2] for row in client.predict(api_name="/model_status")["data"]}
+                deadline = time.monotonic() + 60
+                while (state := {row[1]: row[2] for row in client.predict(api_name="/model_status")["data"]}) and (
+                    state[spec.key] != "in memory" and time.monotonic() < deadline
+                ):
+                    time.sleep(0.5)
+            finally:
+                client.close()
+    finally:
+        hub_double.throttle_bytes_per_s = None
+    assert first[spec.key] != "in memory"
+    assert state[spec.key] == "in memory"
+    assert {key for key, value in state.items() if value == "in memory"} == {spec.key}
