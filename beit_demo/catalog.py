@@ -97,7 +97,7 @@ CATALOG: tuple[ModelSpec, ...] = (
         license="apache-2.0",
         label_space="face-mask",
         metrics=(Metric("eval accuracy", 0.975, "model card, Face-Mask18K evaluation split"),),
-        examples=("astronaut.jpg", "face_with_mask.jpg"),
+        examples=("astronaut_face_mask.jpg", "astronaut_face.jpg", "astronaut.jpg"),
     ),
     ModelSpec(
         key="facemask-deit",
@@ -112,7 +112,7 @@ CATALOG: tuple[ModelSpec, ...] = (
         license="not stated here: check the model card before reuse",
         label_space="face-mask",
         metrics=(Metric("eval accuracy", 0.9894, "model card, Face-Mask18K evaluation split"),),
-        examples=("astronaut.jpg", "face_with_mask.jpg"),
+        examples=("astronaut_face_mask.jpg", "astronaut_face.jpg", "astronaut.jpg"),
     ),
     ModelSpec(
         key="fashion-mnist",

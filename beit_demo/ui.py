@@ -273,7 +273,8 @@ def _compare_tab(app: DemoApp) -> None:
             compare_button = gr.Button("Compare", variant="primary")
             gr.Examples(
                 examples=[
-                    [str(EXAMPLES_DIR / name)] for name in ("astronaut.jpg", "face_with_mask.jpg", "chelsea.jpg")
+                    [str(EXAMPLES_DIR / name)]
+                    for name in ("astronaut_face_mask.jpg", "astronaut_face.jpg", "chelsea.jpg")
                 ],
                 inputs=[compare_image_input],
                 label="Examples",
@@ -289,6 +290,7 @@ def _compare_tab(app: DemoApp) -> None:
         inputs=[compare_image_input, compare_models_checkboxes, compare_top_k_slider],
         outputs=[*compare_labels, compare_summary_markdown],
         api_name="compare",
+        show_progress_on=[compare_summary_markdown],  # finished panels stay readable while others download
         concurrency_limit=app.settings.concurrency,
         concurrency_id="classify",
     )
