@@ -10,6 +10,8 @@ import base64
 import binascii
 
 import gradio as gr
+from gradio.context import LocalContext
+from gradio.utils import get_upload_folder, is_in_or_equal
 
 
 class UploadedImage(gr.Image):
@@ -26,8 +28,16 @@ class UploadedImage(gr.Image):
         if payload is None:
             return None
         if payload.url and payload.url.startswith("data:"):  # API clients may send a data URL
+            # launch(max_file_size=...) only guards /gradio_api/upload; an inline image must respect it too.
+            limit = getattr(LocalContext.blocks.get(None), "max_file_size", None)
+            if limit is not None and len(payload.url.partition(",")[2]) * 3 // 4 > limit:
+                raise gr.Error(f"The image is larger than the {limit:,}-byte upload limit: send a smaller one.")
             try:
                 return base64.b64decode(payload.url.partition(",")[2], validate=True)
             except (binascii.Error, ValueError):
                 raise gr.Error("The image data sent is not valid base64.") from None
+        # Gradio checks that a path is an upload only when the payload says it is a FileData (meta._type); a
+        # hand-written API call without it could name any file on the server.
+        if payload.path is None or not is_in_or_equal(payload.path, get_upload_folder()):
+            raise gr.Error("Upload the image again: only images uploaded to this demo can be classified.")
         return payload.path

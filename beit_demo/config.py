@@ -16,11 +16,13 @@ _LIBRARY_ENV_DEFAULTS = {
     # No usage reports from a public demo: anonymous visitors did not agree to them.
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "GRADIO_ANALYTICS_ENABLED": "False",
-    # Bound how long a visitor can wait on a slow or silent Hub: a HEAD gets 10 s to answer and a download
-    # may stall for at most 20 s between chunks (huggingface_hub's defaults are 10 s and 10 s; the wider
-    # download window keeps a busy Space from giving up on a big checkpoint).
-    "HF_HUB_ETAG_TIMEOUT": "10",
-    "HF_HUB_DOWNLOAD_TIMEOUT": "20",
+    # Bound how long a visitor can wait on a slow or silent Hub. huggingface_hub tries a file's HEAD up to 7 times
+    # (6 of them with 23 s of backoff in all; `beit_demo.hub` gives each the same timeout) and a stalled GET up to
+    # 6 times (1 s apart), so the worst single fault costs 7 x 5 + 23 = 58 s on a HEAD and 6 x 10 + 5 = 65 s on a
+    # GET (README, "Security and limits"). A GET that stalls is resumed, not restarted, so the 10 s read timeout
+    # (huggingface_hub's default) does not make a big checkpoint fail on a busy Hub.
+    "HF_HUB_ETAG_TIMEOUT": "5",
+    "HF_HUB_DOWNLOAD_TIMEOUT": "10",
     # hf_xet is an optional accelerator for downloads; the plain HTTP path is the one the tests exercise.
     "HF_HUB_DISABLE_XET": "1",
     # After loading a .bin-only checkpoint by repo id, transformers starts a background thread that asks the Hub

@@ -8,17 +8,20 @@ which keeps the demo working when the Hub is down.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from huggingface_hub import hf_hub_download, try_to_load_from_cache
+import httpx2
+from huggingface_hub import constants as hub_constants
+from huggingface_hub import file_download, hf_hub_download, try_to_load_from_cache
 from huggingface_hub.errors import (
-    EntryNotFoundError,
     GatedRepoError,
     HfHubHTTPError,
     LocalEntryNotFoundError,
+    RemoteEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
@@ -140,7 +143,7 @@ class _Downloader:
         for filename in candidates:
             try:
                 return self.download(filename)
-            except EntryNotFoundError:
+            except RemoteEntryNotFoundError:  # the Hub says the repo lacks it (not: the Hub cannot be reached)
                 continue
         raise ModelUnavailableError(
             f"{self.spec.title} ({self.spec.repo_id}) has none of the weight files this demo can load "
@@ -162,6 +165,7 @@ def fetch(spec: ModelSpec, progress: ProgressCallback | None = None) -> FetchedM
     directory = cached_directory(spec)
     if directory is not None:
         return FetchedModel(directory, downloaded=False, bytes_downloaded=0)
+    _bound_metadata_retries()
     downloader = _Downloader(spec, progress)
     try:
         for filename in _REQUIRED_FILES[spec.checkpoint_format]:
@@ -178,6 +182,18 @@ def fetch(spec: ModelSpec, progress: ProgressCallback | None = None) -> FetchedM
     return FetchedModel(directory, downloaded=True, bytes_downloaded=downloader.bytes_downloaded)
 
 
+def _bound_metadata_retries() -> None:
+    """Give every retried HEAD the timeout of the first one, so a silent Hub cannot hold a visitor for minutes."""
+    # When a HEAD fails and the file is not cached, huggingface_hub 2.4 retries it 5 times with a hard-coded 60 s
+    # timeout each (`_ETAG_RETRY_TIMEOUT`), whatever HF_HUB_ETAG_TIMEOUT says: a Hub that accepts connections but
+    # never answers kept a visitor waiting 393 s (measured). Read at call time, so tests can lower the timeout.
+    file_download._ETAG_RETRY_TIMEOUT = hub_constants.HF_HUB_ETAG_TIMEOUT
+
+
+# Errors a full disk raises: no space, over quota, or over the process's file-size limit (RLIMIT_FSIZE).
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
 def _explain(spec: ModelSpec, err: Exception) -> str:
     """One sentence for the user: which model, what went wrong, what to do."""
     name = f"{spec.title} ({spec.repo_id})"
@@ -186,15 +202,41 @@ def _explain(spec: ModelSpec, err: Exception) -> str:
     if isinstance(err, RepositoryNotFoundError):
         return f"{name} was not found on the Hub (it may have been renamed or made private); pick another model."
     if isinstance(err, RevisionNotFoundError):
-        return f"{name} has no revision {spec.revision!r} on the Hub; the catalog needs updating."
+        return (
+            f"{name} has no revision {spec.revision!r} on the Hub (the demo's catalog needs updating); "
+            "pick another model."
+        )
     if isinstance(err, LocalEntryNotFoundError):
-        # Raised when the Hub is unreachable (or HF_HUB_OFFLINE=1) and the file is not cached.
-        return f"{name} is not downloaded yet and the Hub cannot be reached: {_download_hint(spec)}."
-    if isinstance(err, OSError) and err.errno == 28:
-        return f"There is no disk space left to download {name}; free some space and try again."
+        if hub_constants.is_offline_mode():
+            return (
+                f"{name} is not downloaded yet and the Hub is switched off here (HF_HUB_OFFLINE=1): "
+                f"{_download_hint(spec)}."
+            )
+        # Raised when the Hub cannot be reached, or keeps failing, and the file is not cached.
+        reason = _what_the_hub_did(err.__cause__)
+        return f"{name} is not downloaded yet and the Hub {reason}; please try again in a few minutes."
+    if isinstance(err, OSError) and err.errno in _DISK_FULL_ERRNOS:
+        return (
+            f"The server ran out of disk space while downloading {name}; pick a model that is already downloaded, "
+            "or try again later."
+        )
     if isinstance(err, HfHubHTTPError):
-        return f"The Hub could not deliver {name} right now ({_short(err)}); please try again in a minute."
+        return f"The Hub {_what_the_hub_did(err)} while sending {name}; please try again in a minute."
+    if isinstance(err, httpx2.TimeoutException):
+        return f"The Hub stopped sending {name}; please try again in a minute."
+    if isinstance(err, httpx2.TransportError):
+        return f"The connection to the Hub broke while downloading {name}; please try again in a minute."
     return f"Downloading {name} failed ({_short(err)}); please try again in a minute, or {_download_hint(spec)}."
+
+
+def _what_the_hub_did(err: BaseException | None) -> str:
+    """What went wrong, as the end of "the Hub ...": the status it answered, or that it did not answer."""
+    response = getattr(err, "response", None)
+    if isinstance(err, HfHubHTTPError) and response is not None:
+        return f"answered with an error (HTTP {response.status_code})"
+    if isinstance(err, httpx2.TimeoutException):
+        return "did not answer in time"
+    return "cannot be reached"
 
 
 def _short(err: Exception) -> str:

@@ -8,12 +8,14 @@ the first request, not here, so the page is served as soon as Gradio is up.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 from PIL import Image
 
 from beit_demo import catalog
@@ -27,6 +29,7 @@ from beit_demo.registry import LoadedModel, ModelLoadError, ModelRegistry, Model
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 MAX_TOP_K = 20  # more rows than this are unreadable in a gr.Label
+UPLOAD_LIFETIME_S = 3600  # uploads and results are deleted this long after they arrive (checked every 10 min)
 COMPARE_DEFAULT = ("facemask-beit", "facemask-deit")
 _USER_ERRORS = (UnknownModelError, ModelUnavailableError, ModelLoadError, ImageLoadError)
 _MODEL_CHOICES = [(spec.title, spec.key) for spec in CATALOG]
@@ -71,6 +74,17 @@ def _weights_source(loaded: LoadedModel, was_in_memory: bool) -> str:
     return f"loaded from the local cache in {loaded.load_seconds:.1f} s"
 
 
+def _save_view(view: Image.Image) -> str:
+    """Save the model's view under a name of its own in Gradio's cache, and return the path."""
+    # Given the image itself, Gradio names the file after its content and rewrites it in place, so two requests with
+    # the same view would rewrite the file one of their clients is downloading.
+    directory = Path(get_upload_folder()) / "model-views"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{uuid.uuid4().hex}.webp"
+    view.save(path, "WEBP", lossless=True)  # the exact pixels, not an approximation
+    return str(path)
+
+
 def status_line(loaded: LoadedModel, seconds: float, source: str) -> str:
     """One line saying which model answered, on what, how fast, and where the weights came from."""
     return f"**{loaded.spec.title}** · {loaded.device} · {loaded.precision} · {seconds * 1000:.0f} ms · {source}"
@@ -98,6 +112,8 @@ class DemoApp:
             return load_image(image, max_pixels=self.settings.max_pixels, min_size=2 * input_size)
         except ImageLoadError as err:
             raise gr.Error(str(err)) from None
+        except FileNotFoundError:  # uploads are deleted after UPLOAD_LIFETIME_S
+            raise gr.Error("The uploaded image has expired: upload it again.") from None
 
     @contextmanager
     def _borrow(self, spec: ModelSpec, progress: gr.Progress) -> Iterator[tuple[LoadedModel, str]]:
@@ -115,7 +131,7 @@ class DemoApp:
             with self._borrow(spec, progress) as (loaded, source):
                 prediction = self.batcher.classify(loaded, picture, top_k)
                 seconds = time.perf_counter() - started
-                view = model_view(loaded, picture)
+                view = _save_view(model_view(loaded, picture))
         except _USER_ERRORS as err:
             raise gr.Error(str(err)) from None
         return prediction.scores, status_line(loaded, seconds, source), view
@@ -331,7 +347,7 @@ def build_demo(settings: Settings | None = None, registry: ModelRegistry | None 
     settings = settings or Settings.from_env()
     app = DemoApp(settings, registry or ModelRegistry(settings.max_models, settings.precision))
 
-    with gr.Blocks(title="BEiT image classification demo") as demo:
+    with gr.Blocks(title="BEiT image classification demo", delete_cache=(600, UPLOAD_LIFETIME_S)) as demo:
         gr.Markdown(
             "# Image classification with BEiT and DeiT\n"
             "Pick a model, upload, paste or snap a photo, and see what the model thinks it shows. "

@@ -20,7 +20,7 @@ def top_labels(result) -> list[str]:
 
 def test_classify_a_real_photo_over_http(tmp_path, hub_double):
     spec = get_spec("fashion-mnist")
-    with running_app(tmp_path, HF_ENDPOINT=hub_double.url) as app:
+    with running_app(tmp_path) as app:
         client = Client(app.url, verbose=False)
         try:
             result, status, view = client.predict(
@@ -42,7 +42,7 @@ def test_classify_a_real_photo_over_http(tmp_path, hub_double):
 
 def test_an_uncached_model_offline_gives_the_sentence_and_the_server_keeps_serving(tmp_path, hub_double):
     spec = get_spec("facemask-deit")
-    with running_app(tmp_path, HF_ENDPOINT=hub_double.url, HF_HUB_OFFLINE="1") as app:
+    with running_app(tmp_path, HF_HUB_OFFLINE="1") as app:
         client = Client(app.url, verbose=False)
         try:
             with pytest.raises(AppError) as caught:

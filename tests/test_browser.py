@@ -94,7 +94,7 @@ def webcam_frame(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Image.
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     """One `python app.py` for the module, with its own empty Hub cache and the session's Hub double."""
-    with running_app(tmp_path_factory.mktemp("browser-app"), HF_ENDPOINT=HUB.url) as running:
+    with running_app(tmp_path_factory.mktemp("browser-app")) as running:
         yield running
 
 
