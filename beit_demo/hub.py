@@ -113,7 +113,7 @@ class _ProgressBar(tqdm):
 
 
 class _Downloader:
-    """Downloads one model's files, reporting overall progress across them."""
+    """Downloads one model's files, reporting the progress of each as its bytes arrive."""
 
     def __init__(self, spec: ModelSpec, progress: ProgressCallback | None):
         self.spec = spec
