@@ -76,10 +76,11 @@ class BatchingClassifier:
 
         try:
             started = time.perf_counter()
-            logits = forward(loaded, preprocess(loaded, [job.image for job in batch]))
+            pixel_values = preprocess(loaded, [job.image for job in batch])
+            logits = forward(loaded, pixel_values)
             seconds = time.perf_counter() - started
-            for job, row in zip(batch, logits, strict=True):
-                job.result = Prediction(postprocess(row[None], loaded.labels, job.top_k)[0], seconds)
+            for job, row, pixels in zip(batch, logits, pixel_values, strict=True):
+                job.result = Prediction(postprocess(row[None], loaded.labels, job.top_k)[0], seconds, pixels)
         except BaseException as err:  # every waiting request gets the failure, none hangs
             for job in batch:
                 job.error = err

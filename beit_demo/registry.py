@@ -7,7 +7,10 @@ never frees a model that a request is still using.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import gc
+import sys
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -40,7 +43,7 @@ class LoadedModel:
     device: str
     downloaded: bool  # True when this load had to download files
     load_seconds: float
-    parameter_bytes: int
+    parameter_bytes: int  # the weights at their loaded precision (int8 weights count one byte each)
 
 
 def unique_labels(id2label: dict[int, str], num_labels: int) -> tuple[str, ...]:
@@ -59,8 +62,23 @@ def _labels(config: Any) -> tuple[str, ...]:
 
 
 def _parameter_bytes(model: Any) -> int:
-    state = model.state_dict()
-    return sum(tensor.numel() * tensor.element_size() for tensor in state.values() if hasattr(tensor, "numel"))
+    """Bytes of the weights at their loaded precision."""
+    total = 0
+    for value in model.state_dict().values():
+        # A dynamically quantized Linear keeps its int8 weight and its bias as one packed (weight, bias) entry.
+        tensors = value if isinstance(value, tuple) else (value,)
+        total += sum(tensor.numel() * tensor.element_size() for tensor in tensors if hasattr(tensor, "numel"))
+    return total
+
+
+def _return_freed_memory() -> None:
+    """Hand memory freed by a load or an eviction back to the operating system, so RSS follows the models kept."""
+    gc.collect()
+    # glibc keeps freed blocks in its heap unless asked: the fp32 copy that int8 quantization throws away stayed
+    # resident, and five int8 models took 1.5 GB instead of 0.9 GB. Other C libraries may lack malloc_trim.
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _load_transformers(directory: Path) -> tuple[Any, Any]:
@@ -112,6 +130,15 @@ def _apply_precision(model: Any, precision: str, device: str) -> Any:
     return model
 
 
+def _speed_up(model: Any, precision: str, device: str) -> None:
+    """Inference-only changes that keep the answers (see `beit_demo.classifier`; BENCHMARKS.md says what they save)."""
+    from beit_demo.classifier import freeze_relative_position_biases, prepack_linear_layers
+
+    freeze_relative_position_biases(model)
+    if precision == "fp32" and device == "cpu":
+        prepack_linear_layers(model)
+
+
 def load_model(spec: ModelSpec, precision: str = "fp32", progress: ProgressCallback | None = None) -> LoadedModel:
     """Fetch ``spec`` into the Hub cache (if needed) and load it for inference.
 
@@ -130,8 +157,10 @@ def load_model(spec: ModelSpec, precision: str = "fp32", progress: ProgressCallb
         raise ModelLoadError(
             f"{spec.title} ({spec.repo_id}) was downloaded but could not be loaded ({type(err).__name__}: {err})."
         ) from err
-    parameter_bytes = _parameter_bytes(model)
     model = _apply_precision(model, precision, device)
+    parameter_bytes = _parameter_bytes(model)
+    _speed_up(model, precision, device)
+    _return_freed_memory()
     return LoadedModel(
         spec=spec,
         model=model,
@@ -266,7 +295,7 @@ class ModelRegistry:
             slot.users -= 1
             evicted = self._evict_idle()
         if evicted:
-            gc.collect()  # return the freed weights' memory now, not at some later collection
+            _return_freed_memory()  # now, not at some later collection
 
     def _evict_idle(self) -> int:
         """Drop least recently used idle models until at most max_models remain. Caller holds the lock."""

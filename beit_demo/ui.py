@@ -81,7 +81,8 @@ def _save_view(view: Image.Image) -> str:
     directory = Path(get_upload_folder()) / "model-views"
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{uuid.uuid4().hex}.webp"
-    view.save(path, "WEBP", lossless=True)  # the exact pixels, not an approximation
+    # Lossless keeps the exact pixels; method 0 encodes in ~2 ms instead of ~50 ms for a slightly larger file.
+    view.save(path, "WEBP", lossless=True, method=0)
     return str(path)
 
 
@@ -131,7 +132,7 @@ class DemoApp:
             with self._borrow(spec, progress) as (loaded, source):
                 prediction = self.batcher.classify(loaded, picture, top_k)
                 seconds = time.perf_counter() - started
-                view = _save_view(model_view(loaded, picture))
+                view = _save_view(model_view(loaded, prediction.pixel_values))
         except _USER_ERRORS as err:
             raise gr.Error(str(err)) from None
         return prediction.scores, status_line(loaded, seconds, source), view

@@ -6,7 +6,9 @@ imports huggingface_hub, and its address goes into the environment first.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +19,7 @@ from beit_demo.testing.hub_double import HubDouble  # stdlib only: safe before h
 
 HUB = HubDouble().start()
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="beit-demo-tests-"))
+atexit.register(shutil.rmtree, _SESSION_HOME, ignore_errors=True)
 os.environ["HF_ENDPOINT"] = HUB.url
 os.environ["HF_HOME"] = str(_SESSION_HOME / "hf-home")
 os.environ["HF_HUB_CACHE"] = str(_SESSION_HOME / "hf-home" / "hub")

@@ -1,0 +1,376 @@
+"""The benchmark's measurements, each run in a fresh process: ``python -m beit_demo.benchmarks.workers NAME ARGS OUT``.
+
+A fresh process per measurement keeps them apart (memory, thread pools, imported libraries), and lets each read
+the environment `beit_demo.bench` gives it: huggingface_hub and gradio read theirs when first imported. ARGS is a
+JSON object; the result goes to the file OUT as JSON.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from beit_demo.benchmarks.clock import QuietClock
+from beit_demo.benchmarks.servers import APP_COMMAND, NOOP_COMMAND, serve
+from beit_demo.catalog import CATALOG, DEFAULT_MODEL_KEY, CheckpointFormat, ModelSpec, get_spec
+
+TOP_K = 5
+COMPARED_MODELS = (DEFAULT_MODEL_KEY, "facemask-deit")  # BEiT-base with 21,841 labels; DeiT-base
+
+
+def _median_ms(seconds: Sequence[float]) -> float:
+    return statistics.median(seconds) * 1000
+
+
+def _max_pixels() -> int:
+    from beit_demo.config import Settings
+
+    return Settings.from_env().max_pixels
+
+
+# -- prepare -------------------------------------------------------------------------------------------------------
+
+
+def prepare(args: dict[str, Any]) -> dict[str, Any]:
+    """Serve checkpoints of every catalog repo from the Hub double and download them into HF_HOME."""
+    from beit_demo.testing.hub_double import HubDouble  # stdlib only
+
+    started = time.perf_counter()
+    with HubDouble() as hub_double:
+        # huggingface_hub reads the endpoint when first imported, which happens below, after this line.
+        os.environ["HF_ENDPOINT"] = hub_double.url
+        os.environ["HF_HUB_OFFLINE"] = "0"
+        from beit_demo.testing.checkpoints import catalog_repos
+        from beit_demo.testing.timm_checkpoints import timm_beit_files
+
+        for repo_id, files in catalog_repos(args["size"]).items():
+            hub_double.add_repo(repo_id, files)
+        for spec in CATALOG:
+            if spec.checkpoint_format is CheckpointFormat.TIMM:
+                hub_double.add_repo(spec.repo_id, timm_beit_files(size=args["size"]))
+        built = time.perf_counter() - started
+
+        from beit_demo import hub
+
+        downloaded = sum(hub.fetch(spec).bytes_downloaded for spec in CATALOG)
+    return {"build_s": built, "seconds": time.perf_counter() - started, "bytes": downloaded}
+
+
+# -- inference: our path against pipeline("image-classification") --------------------------------------------------
+
+
+def inference(args: dict[str, Any]) -> dict[str, Any]:
+    """Our path against the pipeline, interleaved, on every image, for each compared model."""
+    import torch
+    import transformers
+
+    from beit_demo import registry
+
+    clock = QuietClock()
+    low = "fp16" if torch.cuda.is_available() else "int8"
+    models = {}
+    for key in COMPARED_MODELS:
+        models[key] = _compare_with_pipeline(get_spec(key), low, args, clock)
+        gc.collect()  # one comparison's models are freed before the next loads
+    device = registry.select_device("fp32")
+    return {
+        "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
+        "low_precision": low,
+        "threads": torch.get_num_threads(),
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+        "models": models,
+        "clock": clock.record(),
+    }
+
+
+def _compare_with_pipeline(spec: ModelSpec, low: str, args: dict[str, Any], clock: QuietClock) -> dict[str, Any]:
+    from transformers import pipeline
+
+    from beit_demo import classifier, images, registry
+
+    max_pixels = _max_pixels()
+    fp32 = registry.load_model(spec, "fp32")
+    reduced = registry.load_model(spec, low)
+    # What a user would otherwise write, on the same cached checkpoint.
+    pipe = pipeline("image-classification", model=spec.repo_id, revision=spec.revision, device=fp32.device)
+
+    def ours(loaded: registry.LoadedModel, path: str) -> list[str]:
+        image = images.load_image(path, max_pixels=max_pixels, min_size=2 * loaded.input_size)
+        return list(classifier.classify(loaded, [image], top_k=TOP_K)[0].scores)
+
+    contenders: dict[str, Callable[[str], list[str]]] = {
+        "pipeline": lambda path: [answer["label"] for answer in pipe(path, top_k=TOP_K)],
+        "fp32": lambda path: ours(fp32, path),
+        low: lambda path: ours(reduced, path),
+    }
+    big, photos = args["big"], args["photos"]
+    rounds = {big: args["rounds"], **{photo: args["photo_rounds"] for photo in photos}}
+    seconds: dict[str, dict[str, list[float]]] = {name: {path: [] for path in rounds} for name in contenders}
+    labels: dict[str, dict[str, list[str]]] = {name: {} for name in contenders}
+    for path in rounds:
+        for name, run in contenders.items():
+            for _ in range(args["warmup"]):
+                labels[name][path] = run(path)
+    for round_index in range(max(rounds.values())):
+        for path, path_rounds in rounds.items():
+            if round_index >= path_rounds:
+                continue
+            shift = round_index % len(contenders)  # each contender goes first as often as the others
+            for name in [*contenders][shift:] + [*contenders][:shift]:
+                elapsed, labels[name][path] = clock.time(lambda run=contenders[name], path=path: run(path))
+                seconds[name][path].append(elapsed)
+
+    similarity = {path: _similarity(fp32, reduced, path, max_pixels) for path in rounds}
+    result = {
+        "title": spec.title,
+        "num_labels": len(fp32.labels),
+        "median_ms": {
+            name: {path: _median_ms(times) for path, times in per_file.items()} for name, per_file in seconds.items()
+        },
+        "top5_same": {path: labels["pipeline"][path] == labels["fp32"][path] for path in rounds},
+        "low_top1_same": {path: labels[low][path][0] == labels["fp32"][path][0] for path in rounds},
+        "cosine_logits": {path: values[0] for path, values in similarity.items()},
+        "cosine_hidden": {path: values[1] for path, values in similarity.items()},
+        "stages_ms": _stages(fp32, reduced, big, max_pixels, clock, max(args["rounds"], 5)),
+    }
+    if fp32.device == "cpu":
+        result["floor"] = _floor(pipe.model, fp32, big, max_pixels, clock)
+    return result
+
+
+def _outputs(loaded: Any, pixels: Any) -> tuple[Any, Any]:
+    """(logits, last hidden state) as flat float32 CPU tensors."""
+    import torch
+
+    parameter = next(loaded.model.parameters())
+    dtype = parameter.dtype if parameter.is_floating_point() else torch.float32
+    with torch.inference_mode():
+        output = loaded.model(pixel_values=pixels.to(loaded.device, dtype), output_hidden_states=True)
+    return output.logits.float().cpu().flatten(), output.hidden_states[-1].float().cpu().flatten()
+
+
+def _similarity(fp32: Any, reduced: Any, path: str, max_pixels: int) -> tuple[float, float]:
+    """Cosine similarity of the reduced-precision model's logits and last hidden state to fp32's, same input."""
+    import torch
+
+    from beit_demo import classifier, images
+
+    image = images.load_image(path, max_pixels=max_pixels, min_size=2 * fp32.input_size)
+    pixels = classifier.preprocess(fp32, [image])
+    cosines = [
+        float(torch.nn.functional.cosine_similarity(exact, approximate, dim=0))
+        for exact, approximate in zip(_outputs(fp32, pixels), _outputs(reduced, pixels), strict=True)
+    ]
+    return cosines[0], cosines[1]
+
+
+def _stages(fp32: Any, reduced: Any, big: str, max_pixels: int, clock: QuietClock, rounds: int) -> dict[str, float]:
+    """Where our time goes on the 12 MP JPEG: decode, the processor, each forward pass."""
+    from beit_demo import classifier, images
+
+    low = f"forward {reduced.precision}"
+    timings: dict[str, list[float]] = {"decode": [], "processor": [], "forward fp32": [], low: []}
+    for _ in range(rounds):
+        elapsed, image = clock.time(
+            lambda: images.load_image(big, max_pixels=max_pixels, min_size=2 * fp32.input_size)
+        )
+        timings["decode"].append(elapsed)
+        elapsed, pixels = clock.time(lambda image=image: classifier.preprocess(fp32, [image]))
+        timings["processor"].append(elapsed)
+        timings["forward fp32"].append(clock.time(lambda pixels=pixels: classifier.forward(fp32, pixels))[0])
+        timings[low].append(clock.time(lambda pixels=pixels: classifier.forward(reduced, pixels))[0])
+    return {name: _median_ms(times) for name, times in timings.items()}
+
+
+def _floor(stock_model: Any, fp32: Any, big: str, max_pixels: int, clock: QuietClock) -> dict[str, float]:
+    """The forward pass's FLOPs, and the time they take at the best matrix-multiply rate measured here."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from beit_demo import classifier, images
+
+    image = images.load_image(big, max_pixels=max_pixels, min_size=2 * fp32.input_size)
+    pixels = classifier.preprocess(fp32, [image])
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        stock_model(pixel_values=pixels)
+    flops = counter.get_total_flops()
+    # The model's own widest layer (hidden -> 4 x hidden over 197 tokens), oneDNN-prepacked as our fp32 path runs it.
+    hidden = stock_model.config.hidden_size
+    layer = torch.nn.Sequential(torch.nn.Linear(hidden, 4 * hidden)).eval()
+    classifier.prepack_linear_layers(layer)
+    tokens = torch.randn(197, hidden)
+    repeats = 10
+    with torch.inference_mode():
+        best = min(clock.time(lambda: [layer(tokens) for _ in range(repeats)])[0] for _ in range(5))
+    rate = repeats * 2 * 197 * hidden * 4 * hidden / best
+    return {"flops": flops, "flops_per_s": rate, "floor_ms": flops / rate * 1000}
+
+
+# -- memory --------------------------------------------------------------------------------------------------------
+
+
+def _rss_bytes() -> int:
+    """Resident memory of this process (Linux)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("VmRSS not found in /proc/self/status")
+
+
+def memory(args: dict[str, Any]) -> dict[str, Any]:
+    """RSS with every catalog model loaded against their parameter bytes plus this process's idle RSS."""
+    # Idle: everything the app imports to classify (torch, transformers' model classes, our inference code), no model.
+    import torch  # noqa: F401
+    from transformers import AutoImageProcessor, BeitForImageClassification, DeiTForImageClassification  # noqa: F401
+
+    from beit_demo import classifier, images
+    from beit_demo.registry import ModelRegistry
+
+    image = images.load_image(args["image"], max_pixels=_max_pixels(), min_size=448)
+    gc.collect()
+    idle = _rss_bytes()
+    registry = ModelRegistry(max_models=len(CATALOG), precision=args["precision"])
+    parameter_bytes = {}
+    for spec in CATALOG:
+        with registry.use(spec.key) as loaded:
+            classifier.classify(loaded, [image], top_k=TOP_K)  # memory in use includes what a forward pass keeps
+            parameter_bytes[spec.key] = loaded.parameter_bytes
+    gc.collect()
+    loaded_rss = _rss_bytes()
+
+    keys = [spec.key for spec in CATALOG]
+    switches = []
+    for index in range(args["switches"]):
+        started = time.perf_counter()
+        with registry.use(keys[index % len(keys)]):
+            switches.append(time.perf_counter() - started)
+    return {
+        "idle_rss": idle,
+        "loaded_rss": loaded_rss,
+        "parameter_bytes": parameter_bytes,
+        "loaded_keys": registry.loaded_keys(),
+        "switch_ms": _median_ms(switches),
+        "switch_max_ms": max(switches) * 1000,
+    }
+
+
+# -- HTTP ----------------------------------------------------------------------------------------------------------
+
+
+def http(args: dict[str, Any]) -> dict[str, Any]:
+    """Round trips through app.py and the do-nothing app, in-process classify(), and throughput, interleaved."""
+    from beit_demo import classifier, images, registry
+
+    work = Path(args["work"])
+    env = {**os.environ, "BEIT_DEMO_PRECISION": "fp32"}
+    with (
+        serve(APP_COMMAND, env, work / "logs" / "app.log") as app,
+        serve(NOOP_COMMAND, env, work / "logs" / "noop.log") as noop,
+    ):
+        clock = QuietClock(pids=[app.pid, noop.pid])
+        loaded = registry.load_model(get_spec(DEFAULT_MODEL_KEY), "fp32")
+        max_pixels = _max_pixels()
+
+        def in_process() -> None:
+            image = images.load_image(args["image"], max_pixels=max_pixels, min_size=2 * loaded.input_size)
+            classifier.classify(loaded, [image], top_k=TOP_K)
+
+        with _clients(app.url, args["clients"], work) as app_clients, _clients(noop.url, 1, work) as noop_clients:
+            calls = {
+                "app": lambda: _predict(app_clients[0], args["image"]),
+                "noop": lambda: _predict(noop_clients[0], args["image"]),
+                "classify": in_process,
+            }
+            for call in calls.values():  # the first app call loads the model
+                for _ in range(args["warmup"]):
+                    call()
+            seconds: dict[str, list[float]] = {name: [] for name in calls}
+            for _ in range(args["http_rounds"]):
+                for name, call in calls.items():
+                    seconds[name].append(clock.time(call)[0])
+            throughput = _throughput(app_clients, args, QuietClock(pids=[app.pid, noop.pid], attempts=2))
+    return {
+        "median_ms": {name: _median_ms(times) for name, times in seconds.items()},
+        **throughput,
+        "clock": clock.record(),
+    }
+
+
+@contextmanager
+def _clients(url: str, count: int, work: Path):
+    from gradio_client import Client
+
+    clients = [Client(url, verbose=False, download_files=str(work / "downloads")) for _ in range(count)]
+    try:
+        yield clients
+    finally:
+        for client in clients:
+            client.close()
+
+
+def _predict(client: Any, image: str) -> Any:
+    from gradio_client import handle_file
+
+    return client.predict(handle_file(image), DEFAULT_MODEL_KEY, TOP_K, api_name="/classify")
+
+
+def _throughput(clients: list[Any], args: dict[str, Any], clock: QuietClock) -> dict[str, Any]:
+    """Requests per second from one client at a time and from every client at once, interleaved."""
+    per_client = max(1, args["throughput_requests"] // len(clients))
+    requests = per_client * len(clients)
+    image = args["image"]
+
+    def sequential() -> None:
+        for _ in range(requests):
+            _predict(clients[0], image)
+
+    def concurrent() -> None:
+        threads = [
+            threading.Thread(target=lambda client=client: [_predict(client, image) for _ in range(per_client)])
+            for client in clients
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    totals = {"sequential": 0.0, "concurrent": 0.0}
+    for _ in range(args["throughput_rounds"]):
+        totals["sequential"] += clock.time(sequential)[0]
+        totals["concurrent"] += clock.time(concurrent)[0]
+    done = requests * args["throughput_rounds"]
+    return {
+        "sequential_per_s": done / totals["sequential"],
+        "concurrent_per_s": done / totals["concurrent"],
+        "clients": len(clients),
+        "throughput_clock": clock.record(),
+    }
+
+
+WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "prepare": prepare,
+    "inference": inference,
+    "memory": memory,
+    "http": http,
+}
+
+
+def main(argv: Sequence[str]) -> None:
+    """Run the worker named ``argv[0]`` with the JSON arguments ``argv[1]``; write its result to ``argv[2]``."""
+    name, payload, result_path = argv
+    result = WORKERS[name](json.loads(payload))
+    Path(result_path).write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
