@@ -71,14 +71,6 @@ def hub_double() -> HubDouble:
     return HUB
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass(frozen=True)
 class RunningApp:
     """An app process started by `running_app`."""
@@ -95,44 +87,34 @@ def running_app(tmp_path: Path, **env: str) -> Iterator[RunningApp]:
     The app gets its own empty Hub cache under ``tmp_path`` and the session's Hub double as its Hub,
     unless ``env`` says otherwise.
     """
-    import subprocess
-    import sys
-    import time
-    import urllib.request
+    from beit_demo.benchmarks.servers import APP_COMMAND, serve
 
-    port = free_port()
     environment = {
         **os.environ,
         "HF_ENDPOINT": HUB.url,
-        "PORT": str(port),
-        "GRADIO_SERVER_NAME": "127.0.0.1",
         "HF_HOME": str(tmp_path / "app-hf-home"),
         "GRADIO_TEMP_DIR": str(tmp_path / "app-gradio"),
         **env,
     }
     environment.pop("HF_HUB_CACHE", None)
-    log_path = tmp_path / f"app-{port}.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO_ROOT, env=environment, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}/"
+    log_path = tmp_path / f"app-{len(list(tmp_path.glob('app-*.log')))}.log"
+    with serve(APP_COMMAND, environment, log_path) as server:
+        yield RunningApp(server.url, server.pid, log_path)
+
+
+def call_api(app_url: str, api_name: str, data: list, timeout: float = 60) -> str:
+    """Call an endpoint the way a hand-written client would (no gradio_client); returns the raw event stream."""
+    import http.client
+    import json
+    from urllib.parse import urlsplit
+
+    address = urlsplit(app_url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=timeout)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"app.py exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"app.py did not answer in 60 s:\n{log_path.read_text()[-3000:]}") from None
-                time.sleep(0.2)
-        yield RunningApp(url, process.pid, log_path)
+        body = json.dumps({"data": data})
+        connection.request("POST", f"/gradio_api/call/{api_name}", body, {"Content-Type": "application/json"})
+        event_id = json.loads(connection.getresponse().read())["event_id"]
+        connection.request("GET", f"/gradio_api/call/{api_name}/{event_id}")
+        return connection.getresponse().read().decode()
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        connection.close()

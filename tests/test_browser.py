@@ -21,6 +21,7 @@ from PIL import Image, ImageChops, ImageOps, ImageStat
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from beit_demo.catalog import get_spec
+from beit_demo.testing.checkpoints import FASHION_MNIST_LABELS
 from tests.conftest import HUB, PHOTOS, REPO_ROOT, RunningApp, running_app
 from tests.image_corpus import build_corpus
 
@@ -44,18 +45,7 @@ PHONE = {"width": 390, "height": 844}
 MODEL_LOAD_MS = 60_000  # a first classification downloads and loads the model; the rest take well under a second
 WEBCAM_PHOTO = PHOTOS / "chelsea.jpg"
 FACE_MASK_LABELS = {"Mask", "No Mask"}
-FASHION_LABELS = {
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-}
+FASHION_LABELS = set(FASHION_MNIST_LABELS)
 WEIGHT_SOURCES = re.compile(r"model already in memory|downloaded from the Hub|loaded from the local cache")
 
 

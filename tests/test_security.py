@@ -8,7 +8,6 @@ One app serves the module's tests. Requests go out with `http.client`, which sen
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from huggingface_hub import constants
 from beit_demo import hub
 from beit_demo.catalog import get_spec
 from beit_demo.testing.hub_double import Fault
-from tests.conftest import PHOTOS, REPO_ROOT, RunningApp, running_app
+from tests.conftest import PHOTOS, REPO_ROOT, RunningApp, call_api, running_app
 
 pytestmark = pytest.mark.app
 
@@ -127,18 +126,7 @@ SERVER_FILE_PAYLOADS = [
 @pytest.mark.parametrize("image", SERVER_FILE_PAYLOADS)
 def test_a_request_that_names_a_server_file_instead_of_an_upload_is_refused(app, image):
     """A hand-written API call can put any path where an upload's path goes; only uploads may be read."""
-    payload = {"data": [image, SPEC.key, 2]}
-    address = urlsplit(app.url)
-    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
-    try:
-        connection.request(
-            "POST", "/gradio_api/call/classify", json.dumps(payload), {"Content-Type": "application/json"}
-        )
-        event_id = json.loads(connection.getresponse().read())["event_id"]
-        connection.request("GET", f"/gradio_api/call/classify/{event_id}")
-        events = connection.getresponse().read().decode()
-    finally:
-        connection.close()
+    events = call_api(app.url, "classify", [image, SPEC.key, 2], timeout=30)
     assert "event: error" in events and "event: complete" not in events, events
     assert "confidences" not in events and "root:" not in events
     # Not even whether the file exists: a missing file must read like any other refused one.

@@ -18,7 +18,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from beit_demo.catalog import get_spec
-from tests.conftest import PHOTOS, RunningApp, running_app
+from tests.conftest import PHOTOS, RunningApp, call_api, running_app
 from tests.image_corpus import HOSTILE_NAME, build_corpus
 
 pytestmark = pytest.mark.app
@@ -139,16 +139,5 @@ def test_an_inline_image_over_the_size_cap_is_refused(app):
     content = picture.getvalue() * (MAX_FILE_SIZE // len(picture.getvalue()) + 1)  # a valid PNG, then padding
     assert len(content) > MAX_FILE_SIZE
     url = "data:image/png;base64," + base64.b64encode(content).decode()
-    payload = {"data": [{"url": url, "meta": {"_type": "gradio.FileData"}}, SPEC.key, TOP_K]}
-    address = urlsplit(app.url)
-    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
-    try:
-        connection.request(
-            "POST", "/gradio_api/call/classify", json.dumps(payload), {"Content-Type": "application/json"}
-        )
-        event_id = json.loads(connection.getresponse().read())["event_id"]
-        connection.request("GET", f"/gradio_api/call/classify/{event_id}")
-        events = connection.getresponse().read().decode()
-    finally:
-        connection.close()
+    events = call_api(app.url, "classify", [{"url": url, "meta": {"_type": "gradio.FileData"}}, SPEC.key, TOP_K])
     assert "event: error" in events and "confidences" not in events, events[:300]
