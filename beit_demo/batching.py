@@ -7,7 +7,6 @@ before the first request (start-up stays as fast as Gradio itself).
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -47,7 +46,6 @@ class BatchingClassifier:
         self._engine = threading.Lock()  # held while a forward pass runs
         self._pending_lock = threading.Lock()
         self._pending: dict[int, list[_Job]] = {}  # id(loaded model) -> jobs waiting for it, oldest first
-        self.batch_sizes: list[int] = []  # sizes of the passes run, for tests and the benchmark
 
     def classify(self, loaded: LoadedModel, image: Image.Image, top_k: int = 5) -> Prediction:
         """Classify one image, batched with whatever else is waiting for the same model."""
@@ -70,17 +68,15 @@ class BatchingClassifier:
                 del self._pending[id(loaded)]
         return batch
 
-    def _run_batch(self, loaded: LoadedModel, batch: list[_Job]) -> None:
-        self.batch_sizes.append(len(batch))
-        from beit_demo.classifier import Prediction, forward, postprocess, preprocess
+    @staticmethod
+    def _run_batch(loaded: LoadedModel, batch: list[_Job]) -> None:
+        from beit_demo.classifier import classify
 
         try:
-            started = time.perf_counter()
-            pixel_values = preprocess(loaded, [job.image for job in batch])
-            logits = forward(loaded, pixel_values)
-            seconds = time.perf_counter() - started
-            for job, row, pixels in zip(batch, logits, pixel_values, strict=True):
-                job.result = Prediction(postprocess(row[None], loaded.labels, job.top_k)[0], seconds, pixels)
+            predictions = classify(loaded, [job.image for job in batch], [job.top_k for job in batch])
         except BaseException as err:  # every waiting request gets the failure, none hangs
             for job in batch:
                 job.error = err
+            return
+        for job, prediction in zip(batch, predictions, strict=True):
+            job.result = prediction

@@ -52,19 +52,23 @@ def postprocess(logits: torch.Tensor, labels: Sequence[str], top_k: int) -> list
     ]
 
 
-def classify(loaded: LoadedModel, images: Sequence[Image.Image], top_k: int = 5) -> list[Prediction]:
+def classify(loaded: LoadedModel, images: Sequence[Image.Image], top_k: int | Sequence[int] = 5) -> list[Prediction]:
     """Classify a batch of RGB images with one forward pass.
 
     Args:
         loaded: a model from the registry.
         images: RGB PIL images (see `beit_demo.images.load_image`).
-        top_k: how many labels to return per image; capped at the number of labels.
+        top_k: how many labels to return, for every image or one number per image; capped at the number of labels.
     """
+    top_ks = [top_k] * len(images) if isinstance(top_k, int) else list(top_k)
     started = time.perf_counter()
     pixel_values = preprocess(loaded, images)
-    rows = postprocess(forward(loaded, pixel_values), loaded.labels, top_k)
+    rows = postprocess(forward(loaded, pixel_values), loaded.labels, max(top_ks))
     seconds = time.perf_counter() - started
-    return [Prediction(scores, seconds, pixels) for scores, pixels in zip(rows, pixel_values, strict=True)]
+    return [
+        Prediction(dict(itertools.islice(scores.items(), max(1, k))), seconds, pixels)
+        for scores, k, pixels in zip(rows, top_ks, pixel_values, strict=True)
+    ]
 
 
 # Rows a prepacked weight's layout is chosen for: BEiT/DeiT-base at 224 px see 196 patches and a class token.

@@ -225,22 +225,24 @@ def test_gated_repo_serves_files_only_with_a_token(hub: HubDouble, tmp_path: Pat
     assert hub.log() and all(request.authorized for request in hub.log())
 
 
+def downloaded_sha256(hub: HubDouble, tmp_path: Path, filename: str) -> str:
+    """Download ``filename`` of REPO with the real client in a fresh process; the SHA-256 of what it stored."""
+    script = f"""
+        import hashlib
+        from pathlib import Path
+        from huggingface_hub import hf_hub_download
+        path = hf_hub_download({REPO!r}, {filename!r})
+        result["sha256"] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        """
+    return run_client(hub, tmp_path, script)["sha256"]
+
+
 def test_a_cut_body_is_resumed_with_a_range_request(hub: HubDouble, tmp_path: Path) -> None:
     # The client writes in 10 MiB chunks, so only a cut after the first chunk can be resumed rather than restarted.
     big = hashlib.sha256(b"seed").digest() * (24 * 1024 * 1024 // 32)
     hub.add_repo(REPO, {**FILES, "model.safetensors": big})
     hub.inject(Fault("cut_body", method="GET", path_contains="model.safetensors", times=1))
-    result = run_client(
-        hub,
-        tmp_path,
-        f"""
-        import hashlib
-        from pathlib import Path
-        from huggingface_hub import hf_hub_download
-        path = hf_hub_download({REPO!r}, "model.safetensors")
-        result["sha256"] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-        """,
-    )
+    result = {"sha256": downloaded_sha256(hub, tmp_path, "model.safetensors")}
     assert result == {"sha256": hashlib.sha256(big).hexdigest()}
     gets = [request.status for request in hub.log() if request.method == "GET" and "model.safetensors" in request.path]
     assert gets == [200, 206]
@@ -249,17 +251,7 @@ def test_a_cut_body_is_resumed_with_a_range_request(hub: HubDouble, tmp_path: Pa
 
 def test_a_small_cut_body_is_downloaded_again(hub: HubDouble, tmp_path: Path) -> None:
     hub.inject(Fault("cut_body", method="GET", path_contains="pytorch_model.bin", times=1))
-    result = run_client(
-        hub,
-        tmp_path,
-        f"""
-        import hashlib
-        from pathlib import Path
-        from huggingface_hub import hf_hub_download
-        path = hf_hub_download({REPO!r}, "pytorch_model.bin")
-        result["sha256"] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-        """,
-    )
+    result = {"sha256": downloaded_sha256(hub, tmp_path, "pytorch_model.bin")}
     assert result == {"sha256": hashlib.sha256(WEIGHTS).hexdigest()}
     assert hub.count("GET", filename="pytorch_model.bin") == 2
 
