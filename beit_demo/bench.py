@@ -40,8 +40,7 @@ from beit_demo.benchmarks.clock import QuietClock, summarize
 from beit_demo.benchmarks.servers import APP_COMMAND, REPO_ROOT, serve
 from beit_demo.catalog import CATALOG, DEFAULT_MODEL_KEY
 
-# Real photos: the shared set beside the checkout, else the same photos shipped as examples.
-_PHOTO_FOLDERS = (REPO_ROOT.parent / "shared" / "images" / "photos", REPO_ROOT / "examples")
+PHOTOS = REPO_ROOT / "tests" / "data" / "photos"  # real photos, in the repo (credits: README)
 _PHOTO_NAMES = ("chelsea.jpg", "coffee.jpg", "astronaut.jpg", "rocket.jpg", "horse.jpg")
 _BIG_SOURCE = "coffee.jpg"
 _BIG_SIZE = (4243, 2828)  # 12.0 megapixels in the photo's own 3:2 aspect, like a phone camera's picture
@@ -144,13 +143,6 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _find_photo(name: str) -> Path:
-    for folder in _PHOTO_FOLDERS:
-        if (folder / name).is_file():
-            return folder / name
-    raise BenchmarkError(f"Photo {name} is in none of {', '.join(map(str, _PHOTO_FOLDERS))}")
-
-
 class _Session:
     """One run's scratch folder, images, and the environment every child process gets."""
 
@@ -160,9 +152,9 @@ class _Session:
         self.work = work
         self.plan = plan
         (work / "logs").mkdir()
-        self.photos = [str(_find_photo(name)) for name in _PHOTO_NAMES]
+        self.photos = [str(PHOTOS / name) for name in _PHOTO_NAMES]
         self.big = str(work / "photo-12mp.jpg")
-        with Image.open(_find_photo(_BIG_SOURCE)) as source:
+        with Image.open(PHOTOS / _BIG_SOURCE) as source:
             source.convert("RGB").resize(_BIG_SIZE, Image.Resampling.BICUBIC).save(self.big, quality=90)
         # The user's own BEIT_DEMO_* and HF_* settings would change what is measured.
         env = {name: value for name, value in os.environ.items() if not name.startswith(("BEIT_DEMO_", "HF_"))}

@@ -33,8 +33,8 @@ import pytest  # noqa: E402
 from beit_demo.catalog import CATALOG, CheckpointFormat  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_IMAGES = REPO_ROOT.parent / "shared" / "images"
-PHOTOS = SHARED_IMAGES / "photos"
+DATA = REPO_ROOT / "tests" / "data"  # every file a test reads is in the repo (credits: README)
+PHOTOS = DATA / "photos"
 
 
 def _serve_catalog() -> None:

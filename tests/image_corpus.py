@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import Image
 
-PHOTO = Path(__file__).resolve().parents[2] / "shared" / "images" / "photos" / "chelsea.jpg"  # ../shared, as in CI
+PHOTO = Path(__file__).resolve().parent / "data" / "photos" / "chelsea.jpg"
 
 UNSUPPORTED = "not a supported image"
 DAMAGED = "damaged or incomplete"

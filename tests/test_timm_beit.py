@@ -31,7 +31,7 @@ from beit_demo.timm_beit import (
     read_timm_config,
 )
 
-PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "images" / "photos"
+PHOTOS = Path(__file__).resolve().parent / "data" / "photos"
 TINY_HEADS = 2
 
 

@@ -34,7 +34,7 @@ from PIL import Image  # noqa: E402
 from beit_demo.timm_beit import beit_config_from_timm, convert_state_dict, load_timm_beit, read_timm_config  # noqa: E402
 
 ARCHITECTURE = "beit_base_patch16_224.in22k_ft_in22k_in1k"
-DEFAULT_PHOTOS = REPO_ROOT.parent / "shared" / "images" / "photos"
+DEFAULT_PHOTOS = REPO_ROOT / "tests" / "data" / "photos"
 LOGIT_TOLERANCE = 1e-4
 PIXEL_TOLERANCE = 1e-5
 
