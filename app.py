@@ -1,12 +1,12 @@
 """Entry point for the Space (and `python app.py` locally): builds the demo and serves it."""
 
 from beit_demo.config import Settings
-from beit_demo.registry import ModelRegistry
-from beit_demo.ui import EXAMPLES_DIR, build_demo
+from beit_demo.service import DemoService
+from beit_demo.ui.layout import EXAMPLES_DIR, build_demo
 
 settings = Settings.from_env()
-registry = ModelRegistry(settings.max_models, settings.precision)
-demo = build_demo(settings, registry)
+service = DemoService(settings)
+demo = build_demo(service)
 
 
 def main() -> None:
@@ -21,7 +21,7 @@ def main() -> None:
         prevent_thread_lock=True,
     )
     if settings.preload:
-        registry.preload(settings.preload)
+        service.preload(settings.preload)
     demo.block_thread()
 
 

@@ -1,14 +1,17 @@
 """The models the demo offers: plain data, no loading code.
 
-Each entry says where the checkpoint lives on the Hub, what it recognises, what input it expects and
-what accuracy its own model card reports (and where that number comes from), so the UI can show an
-honest card next to every prediction.
+A `ModelSource` says where a checkpoint comes from (repo, revision, file layout, task): it is what the Hub cache
+and the registry are keyed by, and a model from outside the catalog is one too. A `CatalogEntry` adds the card:
+what the model recognises, what input it expects, what accuracy its own model card reports (and where that number
+comes from), and the examples that suit it, so the UI can show an honest card next to every prediction.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+
+from beit_demo.errors import UnknownModelError
 
 HUB_URL = "https://huggingface.co"
 
@@ -18,6 +21,26 @@ class CheckpointFormat(StrEnum):
 
     TRANSFORMERS = "transformers"  # config.json + preprocessor_config.json + weights, loaded by transformers
     TIMM = "timm"  # timm's config.json (architecture, pretrained_cfg) + model.safetensors with timm's names
+
+
+class Task(StrEnum):
+    """What a model does with an image."""
+
+    IMAGE_CLASSIFICATION = "image-classification"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model comes from: the key of the Hub cache and of the registry. No card text."""
+
+    repo_id: str
+    revision: str = "main"  # "main" unless a commit id has been verified against the Hub
+    checkpoint_format: CheckpointFormat = CheckpointFormat.TRANSFORMERS
+    task: Task = Task.IMAGE_CLASSIFICATION
+
+    @property
+    def hub_url(self) -> str:
+        return f"{HUB_URL}/{self.repo_id}"
 
 
 @dataclass(frozen=True)
@@ -30,15 +53,13 @@ class Metric:
 
 
 @dataclass(frozen=True)
-class ModelSpec:
-    """One catalog entry."""
+class CatalogEntry:
+    """One catalog model: its source and the card the UI shows beside it."""
 
     key: str  # short, stable id used in URLs, the API and BEIT_DEMO_PRELOAD
     title: str  # what the dropdown shows
-    repo_id: str
-    revision: str  # "main" unless a commit id has been verified against the Hub
+    source: ModelSource
     architecture: str
-    checkpoint_format: CheckpointFormat
     recognises: str  # one sentence for the model card
     expected_input: str  # what kind of image gives meaningful results
     num_labels: int
@@ -49,20 +70,18 @@ class ModelSpec:
     examples: tuple[str, ...] = ()  # file names under examples/, best first
 
     @property
-    def hub_url(self) -> str:
-        return f"{HUB_URL}/{self.repo_id}"
+    def repo_id(self) -> str:
+        return self.source.repo_id
 
 
 _PHOTOS = ("chelsea.jpg", "coffee.jpg", "astronaut.jpg", "rocket.jpg", "horse.jpg")
 
-CATALOG: tuple[ModelSpec, ...] = (
-    ModelSpec(
+CATALOG: tuple[CatalogEntry, ...] = (
+    CatalogEntry(
         key="beit-in22k",
         title="BEiT base, ImageNet-22k (21,841 classes)",
-        repo_id="microsoft/beit-base-patch16-224-pt22k-ft22k",
-        revision="main",
+        source=ModelSource("microsoft/beit-base-patch16-224-pt22k-ft22k"),
         architecture="BeitForImageClassification",
-        checkpoint_format=CheckpointFormat.TRANSFORMERS,
         recognises="21,841 everyday objects, animals, plants, scenes and materials (ImageNet-22k).",
         expected_input="Any photo; it is resized to 224 x 224 without cropping.",
         num_labels=21841,
@@ -70,13 +89,11 @@ CATALOG: tuple[ModelSpec, ...] = (
         label_space="imagenet-22k",
         examples=_PHOTOS,
     ),
-    ModelSpec(
+    CatalogEntry(
         key="beit-in1k-timm",
         title="BEiT base, ImageNet-1k (timm checkpoint)",
-        repo_id="timm/beit_base_patch16_224.in22k_ft_in22k_in1k",
-        revision="main",
+        source=ModelSource("timm/beit_base_patch16_224.in22k_ft_in22k_in1k", checkpoint_format=CheckpointFormat.TIMM),
         architecture="beit_base_patch16_224 (timm), converted to BeitForImageClassification",
-        checkpoint_format=CheckpointFormat.TIMM,
         recognises="The 1,000 ImageNet-1k classes.",
         expected_input="Any photo; the shorter side is resized to 248 px and the centre 224 x 224 is kept.",
         num_labels=1000,
@@ -84,13 +101,11 @@ CATALOG: tuple[ModelSpec, ...] = (
         label_space="imagenet-1k",
         examples=_PHOTOS,
     ),
-    ModelSpec(
+    CatalogEntry(
         key="facemask-beit",
         title="Face mask detector (BEiT)",
-        repo_id="AkshatSurolia/BEiT-FaceMask-Finetuned",
-        revision="main",
+        source=ModelSource("AkshatSurolia/BEiT-FaceMask-Finetuned"),
         architecture="BeitForImageClassification",
-        checkpoint_format=CheckpointFormat.TRANSFORMERS,
         recognises="Whether a face wears a mask (2 classes).",
         expected_input="A close-up of one face, roughly centred.",
         num_labels=2,
@@ -99,13 +114,11 @@ CATALOG: tuple[ModelSpec, ...] = (
         metrics=(Metric("eval accuracy", 0.975, "model card, Face-Mask18K evaluation split"),),
         examples=("astronaut_face_mask.jpg", "astronaut_face.jpg", "astronaut.jpg"),
     ),
-    ModelSpec(
+    CatalogEntry(
         key="facemask-deit",
         title="Face mask detector (DeiT)",
-        repo_id="AkshatSurolia/DeiT-FaceMask-Finetuned",
-        revision="main",
+        source=ModelSource("AkshatSurolia/DeiT-FaceMask-Finetuned"),
         architecture="DeiTForImageClassification (fine-tuned from facebook/deit-base-distilled-patch16-224)",
-        checkpoint_format=CheckpointFormat.TRANSFORMERS,
         recognises="Whether a face wears a mask (2 classes: No Mask, Mask).",
         expected_input="A close-up of one face, roughly centred.",
         num_labels=2,
@@ -114,13 +127,11 @@ CATALOG: tuple[ModelSpec, ...] = (
         metrics=(Metric("eval accuracy", 0.9894, "model card, Face-Mask18K evaluation split"),),
         examples=("astronaut_face_mask.jpg", "astronaut_face.jpg", "astronaut.jpg"),
     ),
-    ModelSpec(
+    CatalogEntry(
         key="fashion-mnist",
         title="Fashion-MNIST garments (BEiT)",
-        repo_id="thilinadj/image_classification_tdj_fashion-mnist",
-        revision="main",
+        source=ModelSource("thilinadj/image_classification_tdj_fashion-mnist"),
         architecture="BeitForImageClassification",
-        checkpoint_format=CheckpointFormat.TRANSFORMERS,
         recognises="10 Fashion-MNIST garment classes (T-shirt/top, Trouser, ..., Ankle boot).",
         expected_input=(
             "A single garment, white on a black background, like the 28 x 28 grayscale Fashion-MNIST tiles; "
@@ -141,21 +152,31 @@ CATALOG: tuple[ModelSpec, ...] = (
 DEFAULT_MODEL_KEY = "beit-in22k"
 
 
-class UnknownModelError(KeyError):
-    """A model key that is not in the catalog."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return self.args[0]
-
-
-def get_spec(key: str) -> ModelSpec:
+def get_entry(key: str) -> CatalogEntry:
     """Return the catalog entry for ``key``.
 
     Raises:
         UnknownModelError: ``key`` is not in the catalog; the message lists the valid keys.
     """
-    for spec in CATALOG:
-        if spec.key == key:
-            return spec
-    valid = ", ".join(spec.key for spec in CATALOG)
+    for entry in CATALOG:
+        if entry.key == key:
+            return entry
+    valid = ", ".join(entry.key for entry in CATALOG)
     raise UnknownModelError(f"Unknown model {key!r}. Valid models: {valid}.")
+
+
+def entry_for(source: ModelSource) -> CatalogEntry | None:
+    """The catalog entry whose model is ``source``, or None for a model from outside the catalog."""
+    return next((entry for entry in CATALOG if entry.source == source), None)
+
+
+def describe(source: ModelSource) -> str:
+    """How a sentence names the model: "Title (owner/name)" for a catalog model, else its repo id."""
+    entry = entry_for(source)
+    return f"{entry.title} ({source.repo_id})" if entry else source.repo_id
+
+
+def download_command(source: ModelSource) -> str:
+    """The command that fetches ``source`` ahead of time, for messages that say how."""
+    entry = entry_for(source)
+    return f"python -m beit_demo download {entry.key if entry else source.repo_id}"

@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from beit_demo.catalog import CATALOG, get_entry
+from beit_demo.errors import ConfigError
+
 # Defaults for variables read by huggingface_hub and gradio *at import time*. Setting them later has no
 # effect, so `beit_demo/__init__.py` applies them before anything imports those libraries.
 _LIBRARY_ENV_DEFAULTS = {
@@ -39,10 +42,6 @@ def apply_environment_defaults() -> None:
         os.environ.setdefault(name, value)
 
 
-class ConfigError(ValueError):
-    """An environment variable has a value the demo cannot use."""
-
-
 def _int(name: str, default: int, minimum: int = 1) -> int:
     raw = os.environ.get(name, "").strip()
     if not raw:
@@ -61,12 +60,10 @@ def _is_true(name: str) -> bool:
 
 
 def _preload_keys(raw: str) -> tuple[str, ...]:
-    from beit_demo.catalog import CATALOG, get_spec
-
     names = [part.strip() for part in raw.split(",") if part.strip()]
     if names == ["all"]:
-        return tuple(spec.key for spec in CATALOG)
-    return tuple(get_spec(name).key for name in names)  # an unknown key fails at start-up, listing valid ones
+        return tuple(entry.key for entry in CATALOG)
+    return tuple(get_entry(name).key for name in names)  # an unknown key fails at start-up, listing valid ones
 
 
 @dataclass(frozen=True)

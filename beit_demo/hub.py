@@ -1,4 +1,4 @@
-"""Fetching catalog checkpoints into the standard Hugging Face cache.
+"""Fetching checkpoints into the standard Hugging Face cache.
 
 Only the files a model needs are downloaded (config, preprocessor config, one weights file), with
 huggingface_hub's own cache, so a model fetched here is shared with every other tool on the machine.
@@ -27,7 +27,8 @@ from huggingface_hub.errors import (
 )
 from tqdm.auto import tqdm
 
-from beit_demo.catalog import CheckpointFormat, ModelSpec
+from beit_demo.catalog import CheckpointFormat, ModelSource, describe, download_command
+from beit_demo.errors import ModelUnavailableError
 
 # A progress callback receives (fraction done in [0, 1], a short description).
 ProgressCallback = Callable[[float, str], None]
@@ -42,10 +43,6 @@ _REQUIRED_FILES = {
 _TIMM_WEIGHT_FILES = ("model.safetensors",)
 
 
-class ModelUnavailableError(RuntimeError):
-    """A model cannot be fetched; the message says which and what to do."""
-
-
 @dataclass(frozen=True)
 class FetchedModel:
     """Where a model's files are on disk."""
@@ -55,40 +52,40 @@ class FetchedModel:
     bytes_downloaded: int
 
 
-def _download_hint(spec: ModelSpec) -> str:
-    return f"run `python -m beit_demo download {spec.key}` on a machine that can reach the Hub"
+def _download_hint(source: ModelSource) -> str:
+    return f"run `{download_command(source)}` on a machine that can reach the Hub"
 
 
-def _cached_path(spec: ModelSpec, filename: str) -> Path | None | object:
+def _cached_path(source: ModelSource, filename: str) -> Path | None | object:
     """The cached file, None if unknown to the cache, or a sentinel if the cache knows it does not exist."""
-    found = try_to_load_from_cache(spec.repo_id, filename, revision=spec.revision)
+    found = try_to_load_from_cache(source.repo_id, filename, revision=source.revision)
     return Path(found) if isinstance(found, str) else found
 
 
-def _weight_files(spec: ModelSpec) -> tuple[str, ...]:
-    return _TIMM_WEIGHT_FILES if spec.checkpoint_format is CheckpointFormat.TIMM else _WEIGHT_FILES
+def _weight_files(source: ModelSource) -> tuple[str, ...]:
+    return _TIMM_WEIGHT_FILES if source.checkpoint_format is CheckpointFormat.TIMM else _WEIGHT_FILES
 
 
-def cached_directory(spec: ModelSpec) -> Path | None:
+def cached_directory(source: ModelSource) -> Path | None:
     """The snapshot folder if every file the model needs is in the cache, else None. Never touches the network."""
     directory = None
-    for filename in _REQUIRED_FILES[spec.checkpoint_format]:
-        path = _cached_path(spec, filename)
+    for filename in _REQUIRED_FILES[source.checkpoint_format]:
+        path = _cached_path(source, filename)
         if not isinstance(path, Path):
             return None
         directory = path.parent
-    for filename in _weight_files(spec):
-        if isinstance(path := _cached_path(spec, filename), Path):
+    for filename in _weight_files(source):
+        if isinstance(path := _cached_path(source, filename), Path):
             return directory if path.parent == directory else None
     return None
 
 
-def cached_size_bytes(spec: ModelSpec) -> int:
+def cached_size_bytes(source: ModelSource) -> int:
     """Bytes the model's needed files take in the cache (0 if not fully cached)."""
-    directory = cached_directory(spec)
+    directory = cached_directory(source)
     if directory is None:
         return 0
-    names = (*_REQUIRED_FILES[spec.checkpoint_format], *_weight_files(spec))
+    names = (*_REQUIRED_FILES[source.checkpoint_format], *_weight_files(source))
     return sum((directory / name).stat().st_size for name in names if (directory / name).exists())
 
 
@@ -115,23 +112,23 @@ class _ProgressBar(tqdm):
 class _Downloader:
     """Downloads one model's files, reporting the progress of each as its bytes arrive."""
 
-    def __init__(self, spec: ModelSpec, progress: ProgressCallback | None):
-        self.spec = spec
+    def __init__(self, source: ModelSource, progress: ProgressCallback | None):
+        self.source = source
         self.progress = progress
         self.bytes_downloaded = 0
 
     def _bar_class(self, filename: str) -> type[tqdm]:
         def report(done: int, total: int | None) -> None:
             if self.progress is not None and total:
-                self.progress(min(done / total, 1.0), f"Downloading {self.spec.title}: {filename}")
+                self.progress(min(done / total, 1.0), f"Downloading {describe(self.source)}: {filename}")
 
         return type("_FileProgressBar", (_ProgressBar,), {"report": staticmethod(report)})
 
     def download(self, filename: str) -> Path:
         path = hf_hub_download(
-            self.spec.repo_id,
+            self.source.repo_id,
             filename,
-            revision=self.spec.revision,
+            revision=self.source.revision,
             token=False,  # never send a token for a model a visitor picked
             tqdm_class=self._bar_class(filename),
         )
@@ -139,45 +136,44 @@ class _Downloader:
         return Path(path)
 
     def download_weights(self) -> Path:
-        candidates = _weight_files(self.spec)
+        candidates = _weight_files(self.source)
         for filename in candidates:
             try:
                 return self.download(filename)
             except RemoteEntryNotFoundError:  # the Hub says the repo lacks it (not: the Hub cannot be reached)
                 continue
         raise ModelUnavailableError(
-            f"{self.spec.title} ({self.spec.repo_id}) has none of the weight files this demo can load "
-            f"({', '.join(candidates)})."
+            f"{describe(self.source)} has none of the weight files this demo can load ({', '.join(candidates)})."
         )
 
 
-def fetch(spec: ModelSpec, progress: ProgressCallback | None = None) -> FetchedModel:
-    """Make sure the files ``spec`` needs are in the Hub cache and return where they are.
+def fetch(source: ModelSource, progress: ProgressCallback | None = None) -> FetchedModel:
+    """Make sure the files ``source`` needs are in the Hub cache and return where they are.
 
     Args:
-        spec: the catalog entry.
+        source: the model's repo, revision and file layout.
         progress: called with (fraction, description) while bytes arrive.
 
     Raises:
         ModelUnavailableError: the model is not cached and cannot be downloaded; the message names the model
             and says what to do.
     """
-    directory = cached_directory(spec)
+    directory = cached_directory(source)
     if directory is not None:
         return FetchedModel(directory, downloaded=False, bytes_downloaded=0)
     _bound_metadata_retries()
-    downloader = _Downloader(spec, progress)
+    downloader = _Downloader(source, progress)
     try:
-        for filename in _REQUIRED_FILES[spec.checkpoint_format]:
+        for filename in _REQUIRED_FILES[source.checkpoint_format]:
             directory = downloader.download(filename).parent
         weights = downloader.download_weights()
     except ModelUnavailableError:
         raise
     except Exception as err:  # every way the Hub or the disk can fail becomes one actionable sentence
-        raise ModelUnavailableError(_explain(spec, err)) from err
+        raise ModelUnavailableError(_explain(source, err)) from err
     if weights.parent != directory:
         raise ModelUnavailableError(
-            f"{spec.title} changed on the Hub while it was downloading; please try again in a moment."
+            f"{describe(source)} changed on the Hub while it was downloading; please try again in a moment."
         )
     return FetchedModel(directory, downloaded=True, bytes_downloaded=downloader.bytes_downloaded)
 
@@ -194,23 +190,23 @@ def _bound_metadata_retries() -> None:
 _DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
-def _explain(spec: ModelSpec, err: Exception) -> str:
+def _explain(source: ModelSource, err: Exception) -> str:
     """One sentence for the user: which model, what went wrong, what to do."""
-    name = f"{spec.title} ({spec.repo_id})"
+    name = describe(source)
     if isinstance(err, GatedRepoError):
         return f"{name} is gated on the Hub and this demo does not send access tokens; pick another model."
     if isinstance(err, RepositoryNotFoundError):
         return f"{name} was not found on the Hub (it may have been renamed or made private); pick another model."
     if isinstance(err, RevisionNotFoundError):
         return (
-            f"{name} has no revision {spec.revision!r} on the Hub (the demo's catalog needs updating); "
+            f"{name} has no revision {source.revision!r} on the Hub (the demo's catalog needs updating); "
             "pick another model."
         )
     if isinstance(err, LocalEntryNotFoundError):
         if hub_constants.is_offline_mode():
             return (
                 f"{name} is not downloaded yet and the Hub is switched off here (HF_HUB_OFFLINE=1): "
-                f"{_download_hint(spec)}."
+                f"{_download_hint(source)}."
             )
         # Raised when the Hub cannot be reached, or keeps failing, and the file is not cached.
         reason = _what_the_hub_did(err.__cause__)
@@ -226,7 +222,7 @@ def _explain(spec: ModelSpec, err: Exception) -> str:
         return f"The Hub stopped sending {name}; please try again in a minute."
     if isinstance(err, httpx2.TransportError):
         return f"The connection to the Hub broke while downloading {name}; please try again in a minute."
-    return f"Downloading {name} failed ({_short(err)}); please try again in a minute, or {_download_hint(spec)}."
+    return f"Downloading {name} failed ({_short(err)}); please try again in a minute, or {_download_hint(source)}."
 
 
 def _what_the_hub_did(err: BaseException | None) -> str:

@@ -1,6 +1,6 @@
 """Decode untrusted uploads into RGB images, safely and no larger than inference needs.
 
-Pure Pillow: no gradio, no torch. The UI turns :class:`ImageLoadError` into the message a user sees.
+Pure Pillow: no gradio, no torch. Each front end shows :class:`ImageLoadError`'s sentence to its user.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from typing import BinaryIO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from beit_demo.errors import ImageLoadError
+
 # Decided by content (Pillow's format ids), never by file name.
 ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
 
@@ -26,10 +28,6 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct
 _WHITE = (255, 255, 255)
 MAX_ASPECT_RATIO = 50  # longest side / shortest side accepted
 _SIXTEEN_BIT_MAX = 65535
-
-
-class ImageLoadError(ValueError):
-    """An upload that cannot be used as an image; ``str(err)`` is one sentence a user can act on."""
 
 
 def load_image(

@@ -15,4 +15,4 @@ pip install -q -r requirements-test.txt
 ruff check .
 ruff format --check .
 python -m pytest "$@"
-python -m beit_demo bench --smoke
+

@@ -30,7 +30,7 @@ os.environ.pop("HF_TOKEN", None)
 import huggingface_hub.constants  # noqa: E402
 import pytest  # noqa: E402
 
-from beit_demo.catalog import CATALOG, CheckpointFormat  # noqa: E402
+from beit_demo.catalog import CATALOG, CheckpointFormat, ModelSource, get_entry  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA = REPO_ROOT / "tests" / "data"  # every file a test reads is in the repo (credits: README)
@@ -43,11 +43,29 @@ def _serve_catalog() -> None:
 
     for repo_id, files in catalog_repos("tiny").items():
         HUB.add_repo(repo_id, files)
-    timm_spec = next(spec for spec in CATALOG if spec.checkpoint_format is CheckpointFormat.TIMM)
+    timm_spec = next(spec for spec in CATALOG if spec.source.checkpoint_format is CheckpointFormat.TIMM)
     HUB.add_repo(timm_spec.repo_id, timm_beit_files(size="tiny"))
 
 
 _serve_catalog()
+
+
+def source(key: str) -> ModelSource:
+    """The model source of the catalog entry ``key``."""
+    return get_entry(key).source
+
+
+def loaded_keys(registry) -> list[str]:  # noqa: ANN001 - a ModelRegistry
+    """Catalog keys of the models ``registry`` holds in memory, least recently used first."""
+    keys = {entry.source: entry.key for entry in CATALOG}
+    return [keys[loaded] for loaded in registry.loaded_sources()]
+
+
+def catalog_states(registry) -> dict:  # noqa: ANN001 - a ModelRegistry
+    """Catalog key -> the registry's `ModelStatus` of that model."""
+    return {
+        entry.key: status for entry, status in zip(CATALOG, registry.status(e.source for e in CATALOG), strict=True)
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -87,7 +105,7 @@ def running_app(tmp_path: Path, **env: str) -> Iterator[RunningApp]:
     The app gets its own empty Hub cache under ``tmp_path`` and the session's Hub double as its Hub,
     unless ``env`` says otherwise.
     """
-    from beit_demo.benchmarks.servers import APP_COMMAND, serve
+    from beit_demo.testing.app_process import APP_COMMAND, serve
 
     environment = {
         **os.environ,

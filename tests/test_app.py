@@ -7,7 +7,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from beit_demo.catalog import get_spec
+from beit_demo.catalog import get_entry
 from beit_demo.testing.checkpoints import FASHION_MNIST_LABELS
 from tests.conftest import PHOTOS, running_app
 
@@ -19,7 +19,7 @@ def top_labels(result) -> list[str]:
 
 
 def test_classify_a_real_photo_over_http(tmp_path, hub_double):
-    spec = get_spec("fashion-mnist")
+    spec = get_entry("fashion-mnist")
     with running_app(tmp_path) as app:
         client = Client(app.url, verbose=False)
         try:
@@ -41,7 +41,7 @@ def test_classify_a_real_photo_over_http(tmp_path, hub_double):
 
 
 def test_an_uncached_model_offline_gives_the_sentence_and_the_server_keeps_serving(tmp_path, hub_double):
-    spec = get_spec("facemask-deit")
+    spec = get_entry("facemask-deit")
     with running_app(tmp_path, HF_HUB_OFFLINE="1") as app:
         client = Client(app.url, verbose=False)
         try:
@@ -56,7 +56,7 @@ def test_an_uncached_model_offline_gives_the_sentence_and_the_server_keeps_servi
 
 
 def test_compare_two_face_mask_models_and_the_status_panel(tmp_path):
-    deit, beit = get_spec("facemask-deit"), get_spec("facemask-beit")
+    deit, beit = get_entry("facemask-deit"), get_entry("facemask-beit")
     with running_app(tmp_path) as app:
         client = Client(app.url, verbose=False)
         try:
@@ -80,7 +80,7 @@ def test_compare_two_face_mask_models_and_the_status_panel(tmp_path):
 
 
 def test_preloading_starts_after_the_page_answers(tmp_path, hub_double):
-    spec = get_spec("facemask-deit")
+    spec = get_entry("facemask-deit")
     hub_double.throttle_bytes_per_s = 200_000  # the tiny checkpoint now takes a few seconds to arrive
     try:
         with running_app(tmp_path, BEIT_DEMO_PRELOAD=spec.key) as app:  # returns once "/" answers

@@ -6,17 +6,17 @@ import time
 import pytest
 from PIL import Image
 
-from beit_demo.batching import BatchingClassifier
-from beit_demo.classifier import classify
-from beit_demo.registry import ModelRegistry
-from tests.conftest import PHOTOS
+from beit_demo.inference.batching import BatchingClassifier
+from beit_demo.inference.classify import classify
+from beit_demo.models.registry import ModelRegistry
+from tests.conftest import PHOTOS, source
 
 NAMES = ("chelsea.jpg", "coffee.jpg", "rocket.jpg", "horse.jpg")
 
 
 @pytest.fixture
 def fashion_model():
-    with ModelRegistry().use("fashion-mnist") as loaded:
+    with ModelRegistry().use(source("fashion-mnist")) as loaded:
         yield loaded
 
 

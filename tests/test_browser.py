@@ -20,7 +20,7 @@ import pytest
 from PIL import Image, ImageChops, ImageOps, ImageStat
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
-from beit_demo.catalog import get_spec
+from beit_demo.catalog import get_entry
 from beit_demo.testing.checkpoints import FASHION_MNIST_LABELS
 from tests.conftest import HUB, PHOTOS, REPO_ROOT, RunningApp, running_app
 from tests.image_corpus import build_corpus
@@ -217,7 +217,7 @@ def page_scroll_width(page: Page) -> tuple[int, int]:
 
 
 def test_upload_a_photo_and_classify_shows_the_top_label_k_rows_and_what_the_model_sees(open_page):
-    spec = get_spec("beit-in22k")  # the model a visitor gets without choosing
+    spec = get_entry("beit-in22k")  # the model a visitor gets without choosing
     page = open_page()
     panel = visible_tab(page)
     upload(panel, PHOTOS / "chelsea.jpg")
@@ -242,7 +242,7 @@ def test_upload_a_photo_and_classify_shows_the_top_label_k_rows_and_what_the_mod
 
 def test_webcam_capture_then_classify_sees_the_camera_frame(open_page, webcam_frame):
     _, frame = webcam_frame
-    spec = get_spec("facemask-beit")
+    spec = get_entry("facemask-beit")
     page = open_page(f"?model={spec.key}", permissions=["camera"])  # a shared link opens the model it names
     panel = visible_tab(page)
     expect(panel.get_by_role("heading", name=spec.title)).to_be_visible()
@@ -265,7 +265,7 @@ def test_webcam_capture_then_classify_sees_the_camera_frame(open_page, webcam_fr
 
 
 def test_switching_the_model_changes_the_card_the_examples_and_the_results(open_page):
-    before, after = get_spec("beit-in22k"), get_spec("fashion-mnist")
+    before, after = get_entry("beit-in22k"), get_entry("fashion-mnist")
     page = open_page()
     panel = visible_tab(page)
     upload(panel, PHOTOS / "coffee.jpg")
@@ -312,8 +312,8 @@ def test_a_bad_file_shows_an_error_and_the_next_good_upload_still_works(open_pag
 
 
 def test_compare_runs_every_ticked_model_and_fills_each_panel_as_it_is_ready(open_page):
-    chosen = [get_spec(key) for key in ("facemask-beit", "facemask-deit", "fashion-mnist")]
-    downloading = get_spec("facemask-deit")  # loaded by no earlier test in this file
+    chosen = [get_entry(key) for key in ("facemask-beit", "facemask-deit", "fashion-mnist")]
+    downloading = get_entry("facemask-deit")  # loaded by no earlier test in this file
     page = open_page()
     page.get_by_role("tab", name="Compare models").click()
     panel = visible_tab(page)
@@ -348,11 +348,11 @@ def test_compare_runs_every_ticked_model_and_fills_each_panel_as_it_is_ready(ope
     }
     verdict = "agree on" if len(face_mask_tops) == 1 else "disagree"
     expect(panel.get_by_text(re.compile(rf"face-mask models .* {verdict}"))).to_be_visible()
-    expect(block(panel, get_spec("beit-in22k").title)).to_be_hidden()  # not ticked, no panel
+    expect(block(panel, get_entry("beit-in22k").title)).to_be_hidden()  # not ticked, no panel
 
 
 def test_models_tab_shows_where_each_model_is_and_loads_one_ahead_of_use(open_page):
-    spec = get_spec("beit-in1k-timm")  # loaded by no earlier test in this file
+    spec = get_entry("beit-in1k-timm")  # loaded by no earlier test in this file
     page = open_page()
     page.get_by_role("tab", name="Models", exact=True).click()
     panel = visible_tab(page)
@@ -400,7 +400,7 @@ def test_a_phone_sized_screen_has_no_sideways_scrolling_and_every_control_in_rea
 
 
 def test_readme_screenshot_is_the_real_page_after_a_real_classification(open_page):
-    spec = get_spec("facemask-deit")
+    spec = get_entry("facemask-deit")
     page = open_page(f"?model={spec.key}")
     panel = visible_tab(page)
     upload(panel, PHOTOS / "astronaut.jpg")  # public domain, unlike the face-mask photos (see their CREDITS.md)

@@ -5,8 +5,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from beit_demo.catalog import CATALOG, DEFAULT_MODEL_KEY, CheckpointFormat, UnknownModelError, get_spec
-from beit_demo.ui import EXAMPLES_DIR
+from beit_demo.catalog import CATALOG, DEFAULT_MODEL_KEY, CheckpointFormat, get_entry
+from beit_demo.errors import UnknownModelError
+from beit_demo.ui.handlers import EXAMPLES_DIR
 
 EXPECTED_REPOS = {
     "microsoft/beit-base-patch16-224-pt22k-ft22k",
@@ -32,16 +33,16 @@ def test_the_five_seed_checkpoints_are_there_once():
 
 
 def test_default_is_the_imagenet22k_beit():
-    assert get_spec(DEFAULT_MODEL_KEY).repo_id == "microsoft/beit-base-patch16-224-pt22k-ft22k"
+    assert get_entry(DEFAULT_MODEL_KEY).repo_id == "microsoft/beit-base-patch16-224-pt22k-ft22k"
 
 
 def test_revisions_are_main_or_a_full_commit_id():
     for spec in CATALOG:
-        assert spec.revision == "main" or re.fullmatch(r"[0-9a-f]{40}", spec.revision), spec.key
+        assert spec.source.revision == "main" or re.fullmatch(r"[0-9a-f]{40}", spec.source.revision), spec.key
 
 
 def test_only_the_timm_checkpoint_is_in_timm_format():
-    formats = {spec.repo_id: spec.checkpoint_format for spec in CATALOG}
+    formats = {spec.repo_id: spec.source.checkpoint_format for spec in CATALOG}
     assert formats.pop("timm/beit_base_patch16_224.in22k_ft_in22k_in1k") is CheckpointFormat.TIMM
     assert set(formats.values()) == {CheckpointFormat.TRANSFORMERS}
 
@@ -74,7 +75,7 @@ def test_every_example_exists_and_the_first_ones_are_free_photos():
 
 def test_hub_links():
     # A link for visitors to follow, never fetched by the tests.
-    link = urlsplit(get_spec("facemask-deit").hub_url)
+    link = urlsplit(get_entry("facemask-deit").source.hub_url)
     assert (link.scheme, link.netloc, link.path) == (
         "https",
         "huggingface.co",
@@ -84,7 +85,7 @@ def test_hub_links():
 
 def test_unknown_key_lists_the_valid_ones():
     with pytest.raises(UnknownModelError) as caught:
-        get_spec("resnet")
+        get_entry("resnet")
     message = str(caught.value)
     assert "'resnet'" in message
     assert all(spec.key in message for spec in CATALOG)

@@ -4,14 +4,14 @@ import pytest
 import torch
 from PIL import Image
 
-from beit_demo.classifier import classify, model_view, postprocess
-from beit_demo.registry import ModelRegistry
-from tests.conftest import PHOTOS
+from beit_demo.inference.classify import classify, model_view, postprocess
+from beit_demo.models.registry import ModelRegistry
+from tests.conftest import PHOTOS, source
 
 
 @pytest.fixture
 def face_mask_model():
-    with ModelRegistry().use("facemask-beit") as loaded:
+    with ModelRegistry().use(source("facemask-beit")) as loaded:
         yield loaded
 
 

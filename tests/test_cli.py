@@ -2,16 +2,16 @@
 
 import pytest
 
-from beit_demo.__main__ import main
-from beit_demo.catalog import CATALOG, get_spec
+from beit_demo.catalog import CATALOG, get_entry
+from beit_demo.cli import main
 from beit_demo.hub import cached_directory
 
 
 def test_download_then_already_cached(capsys, hub_double):
-    spec = get_spec("facemask-deit")
+    spec = get_entry("facemask-deit")
     assert main(["download", spec.key]) == 0
     assert capsys.readouterr().out.startswith(f"ok {spec.key}: downloaded")
-    assert cached_directory(spec) is not None
+    assert cached_directory(spec.source) is not None
     hub_double.clear_log()
     assert main(["download", spec.key]) == 0
     assert "already cached" in capsys.readouterr().out
@@ -22,7 +22,7 @@ def test_download_all_fetches_every_catalog_model(capsys):
     assert main(["download", "--all"]) == 0
     out = capsys.readouterr().out
     assert all(f"ok {spec.key}: downloaded" in out for spec in CATALOG)
-    assert all(cached_directory(spec) is not None for spec in CATALOG)
+    assert all(cached_directory(spec.source) is not None for spec in CATALOG)
 
 
 def test_an_unknown_key_lists_the_valid_ones(capsys):

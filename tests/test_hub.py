@@ -3,9 +3,9 @@
 import pytest
 
 from beit_demo import hub
-from beit_demo.catalog import CATALOG, CheckpointFormat, get_spec
+from beit_demo.catalog import CATALOG, CheckpointFormat, get_entry
 
-TRANSFORMERS_SPECS = [spec for spec in CATALOG if spec.checkpoint_format is CheckpointFormat.TRANSFORMERS]
+TRANSFORMERS_SPECS = [spec for spec in CATALOG if spec.source.checkpoint_format is CheckpointFormat.TRANSFORMERS]
 NEEDED = {"config.json", "preprocessor_config.json", "model.safetensors", "pytorch_model.bin"}
 
 
@@ -18,7 +18,7 @@ def requested_files(hub_double, repo_id: str) -> set[str]:
 
 @pytest.mark.parametrize("spec", TRANSFORMERS_SPECS, ids=lambda spec: spec.key)
 def test_fetch_asks_only_for_the_files_a_model_needs(hub_double, spec):
-    fetched = hub.fetch(spec)
+    fetched = hub.fetch(spec.source)
     assert fetched.downloaded and fetched.bytes_downloaded > 0
     requested = requested_files(hub_double, spec.repo_id)
     assert {"config.json", "preprocessor_config.json"} <= requested <= NEEDED
@@ -26,34 +26,34 @@ def test_fetch_asks_only_for_the_files_a_model_needs(hub_double, spec):
 
 
 def test_the_timm_repo_fetches_its_config_and_safetensors_only(hub_double):
-    spec = get_spec("beit-in1k-timm")
-    fetched = hub.fetch(spec)
+    spec = get_entry("beit-in1k-timm")
+    fetched = hub.fetch(spec.source)
     assert requested_files(hub_double, spec.repo_id) == {"config.json", "model.safetensors"}
     assert {path.name for path in fetched.directory.iterdir()} == {"config.json", "model.safetensors"}
 
 
 def test_a_bin_only_repo_is_fetched_as_bin_and_never_its_training_args(hub_double):
-    spec = get_spec("facemask-beit")
-    fetched = hub.fetch(spec)
+    spec = get_entry("facemask-beit")
+    fetched = hub.fetch(spec.source)
     assert (fetched.directory / "pytorch_model.bin").is_file()
     assert not (fetched.directory / "model.safetensors").exists()
     assert hub_double.count(repo_id=spec.repo_id, filename="training_args.bin") == 0
 
 
 def test_second_fetch_comes_from_the_cache_without_any_request(hub_double):
-    spec = get_spec("facemask-deit")
-    first = hub.fetch(spec)
+    spec = get_entry("facemask-deit")
+    first = hub.fetch(spec.source)
     hub_double.clear_log()
-    second = hub.fetch(spec)
+    second = hub.fetch(spec.source)
     assert hub_double.log() == []
     assert (second.downloaded, second.bytes_downloaded) == (False, 0)
     assert second.directory == first.directory
-    assert hub.cached_size_bytes(spec) == first.bytes_downloaded
+    assert hub.cached_size_bytes(spec.source) == first.bytes_downloaded
 
 
 def test_progress_reaches_one():
     seen = []
-    hub.fetch(get_spec("fashion-mnist"), lambda fraction, text: seen.append((fraction, text)))
+    hub.fetch(get_entry("fashion-mnist").source, lambda fraction, text: seen.append((fraction, text)))
     assert seen, "no progress was reported"
     assert seen[-1][0] == pytest.approx(1.0)
     assert all(0.0 <= fraction <= 1.0 for fraction, _ in seen)
@@ -64,9 +64,9 @@ def test_uncached_model_while_offline_is_one_clear_sentence(hub_double, monkeypa
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    spec = get_spec("facemask-beit")
+    spec = get_entry("facemask-beit")
     with pytest.raises(hub.ModelUnavailableError) as caught:
-        hub.fetch(spec)
+        hub.fetch(spec.source)
     message = str(caught.value)
     assert spec.title in message and spec.repo_id in message
     assert f"python -m beit_demo download {spec.key}" in message

@@ -260,7 +260,9 @@ def test_a_small_cut_body_is_downloaded_again(hub: HubDouble, tmp_path: Path) ->
 def test_transformers_loads_every_catalog_repo(tmp_path: Path) -> None:
     repos = catalog_repos("tiny")
     expected = {
-        spec.repo_id: spec.num_labels for spec in CATALOG if spec.checkpoint_format is CheckpointFormat.TRANSFORMERS
+        spec.repo_id: spec.num_labels
+        for spec in CATALOG
+        if spec.source.checkpoint_format is CheckpointFormat.TRANSFORMERS
     }
     assert set(repos) == set(expected)
     with HubDouble() as double:

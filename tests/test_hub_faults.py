@@ -8,7 +8,6 @@ were measured by hand; README, "Security and limits".
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -26,12 +25,13 @@ from huggingface_hub import constants, file_download
 from huggingface_hub.utils import _http
 
 from beit_demo import hub
-from beit_demo.catalog import ModelSpec, get_spec
-from beit_demo.registry import ModelRegistry, ModelState
+from beit_demo.catalog import CatalogEntry, ModelSource, get_entry
+from beit_demo.models.registry import ModelRegistry, ModelState
 from beit_demo.testing.hub_double import Fault
+from tests.conftest import catalog_states, loaded_keys
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SPEC = get_spec("facemask-deit")  # tiny, and .bin only: the client first asks for model.safetensors and gets a 404
+SPEC = get_entry("facemask-deit")  # tiny, and .bin only: the client first asks for model.safetensors and gets a 404
 FAST_TIMEOUT_S = 1.0
 # huggingface_hub's backoff before the 6 retries of a failed HEAD: 1 + 2 + 4 + 8 + 8 s.
 HEAD_BACKOFF_S = 23
@@ -79,7 +79,7 @@ def cache_problems(cache: Path) -> list[str]:
     return problems
 
 
-def assert_one_sentence(message: str, spec: ModelSpec, *fragments: str) -> None:
+def assert_one_sentence(message: str, spec: CatalogEntry, *fragments: str) -> None:
     """The message names the model, says what happened and what to do, in one sentence."""
     assert spec.title in message and spec.repo_id in message, message
     assert "\n" not in message and message.endswith(".") and ". " not in message, message
@@ -87,8 +87,8 @@ def assert_one_sentence(message: str, spec: ModelSpec, *fragments: str) -> None:
         assert fragment in message, f"{fragment!r} not in {message!r}"
 
 
-def model_state(registry: ModelRegistry, spec: ModelSpec) -> ModelState:
-    return next(status.state for status in registry.status() if status.spec.key == spec.key)
+def model_state(registry: ModelRegistry, spec: CatalogEntry) -> ModelState:
+    return catalog_states(registry)[spec.key].state
 
 
 @dataclass(frozen=True)
@@ -188,7 +188,7 @@ def test_a_hub_fault_gives_one_sentence_leaves_nothing_partial_and_a_retry_succe
     for fault in case.faults:
         hub_double.inject(fault)
     started = time.monotonic()
-    with pytest.raises(hub.ModelUnavailableError) as caught, registry.use(SPEC.key):
+    with pytest.raises(hub.ModelUnavailableError) as caught, registry.use(SPEC.source):
         pass
     waited = time.monotonic() - started
 
@@ -197,21 +197,21 @@ def test_a_hub_fault_gives_one_sentence_leaves_nothing_partial_and_a_retry_succe
     assert waited < 7 * FAST_TIMEOUT_S + 5, f"the visitor waited {waited:.1f} s"
     assert sum(fast_retries) <= HEAD_BACKOFF_S, fast_retries  # the backoff the shipped defaults would add
     assert cache_problems(Path(constants.HF_HUB_CACHE)) == []
-    assert hub.cached_directory(SPEC) is None
-    assert model_state(registry, SPEC) is ModelState.NOT_DOWNLOADED and registry.loaded_keys() == []
+    assert hub.cached_directory(SPEC.source) is None
+    assert model_state(registry, SPEC) is ModelState.NOT_DOWNLOADED and loaded_keys(registry) == []
     assert not any(request.authorized for request in hub_double.log())
 
     hub_double.clear_faults()
-    with registry.use(SPEC.key) as loaded:
+    with registry.use(SPEC.source) as loaded:
         assert loaded.downloaded and loaded.labels == ("No Mask", "Mask")
-    assert hub.cached_directory(SPEC) is not None
+    assert hub.cached_directory(SPEC.source) is not None
     assert cache_problems(Path(constants.HF_HUB_CACHE)) == []
 
 
 def test_a_failing_head_is_retried_with_the_backoff_the_documented_bound_counts(hub_double, fast_retries):
     hub_double.inject(Fault("status", method="HEAD", status=503))
     with pytest.raises(hub.ModelUnavailableError):
-        hub.fetch(SPEC)
+        hub.fetch(SPEC.source)
     assert fast_retries == [1, 2, 4, 8, 8] and sum(fast_retries) == HEAD_BACKOFF_S
     assert hub_double.count("HEAD") == 7  # the first HEAD, then 6 retries
     # Each retry got the lowered HF_HUB_ETAG_TIMEOUT, not huggingface_hub's own 60 s (see hub._bound_metadata_retries).
@@ -229,55 +229,55 @@ def test_a_refused_connection_gives_one_sentence_and_a_retry_succeeds_once_the_h
     monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", refused_template)
     registry = ModelRegistry(max_models=1)
 
-    with pytest.raises(hub.ModelUnavailableError) as caught, registry.use(SPEC.key):
+    with pytest.raises(hub.ModelUnavailableError) as caught, registry.use(SPEC.source):
         pass
     assert_one_sentence(str(caught.value), SPEC, "the Hub cannot be reached", "try again in a few minutes")
     assert hub_double.log() == []
-    assert cache_problems(Path(constants.HF_HUB_CACHE)) == [] and hub.cached_directory(SPEC) is None
+    assert cache_problems(Path(constants.HF_HUB_CACHE)) == [] and hub.cached_directory(SPEC.source) is None
     assert model_state(registry, SPEC) is ModelState.NOT_DOWNLOADED
 
     monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", working_template)
-    with registry.use(SPEC.key) as loaded:
+    with registry.use(SPEC.source) as loaded:
         assert loaded.downloaded
 
 
 def test_offline_mode_gives_one_sentence_with_the_command_and_a_retry_succeeds_online(hub_double, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     registry = ModelRegistry(max_models=1)
-    with pytest.raises(hub.ModelUnavailableError) as caught, registry.use(SPEC.key):
+    with pytest.raises(hub.ModelUnavailableError) as caught, registry.use(SPEC.source):
         pass
     assert_one_sentence(str(caught.value), SPEC, "HF_HUB_OFFLINE=1", f"python -m beit_demo download {SPEC.key}")
     assert hub_double.log() == []
     assert model_state(registry, SPEC) is ModelState.NOT_DOWNLOADED
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    with registry.use(SPEC.key) as loaded:
+    with registry.use(SPEC.source) as loaded:
         assert loaded.downloaded
 
 
 def test_a_body_cut_once_is_resumed_from_where_it_stopped(hub_double, fast_retries):
     """huggingface_hub writes a download in 10 MiB chunks and resumes after the last whole one (a smaller file is
     fetched again from the start). The real weights are 100+ MB; this repo's are 21 MB, in the catalog's layout."""
-    spec = dataclasses.replace(SPEC, key="big-weights", repo_id="tests-hub-faults/big-weights")
+    big = ModelSource("tests-hub-faults/big-weights")  # a model from outside the catalog
     weights = os.urandom(21 * 1024 * 1024)
     hub_double.add_repo(
-        spec.repo_id, {"config.json": b"{}", "preprocessor_config.json": b"{}", "pytorch_model.bin": weights}
+        big.repo_id, {"config.json": b"{}", "preprocessor_config.json": b"{}", "pytorch_model.bin": weights}
     )
     hub_double.inject(Fault("cut_body", method="GET", path_contains="pytorch_model.bin", times=1))
 
-    fetched = hub.fetch(spec)
+    fetched = hub.fetch(big)
     weights_gets = [r.status for r in hub_double.log() if r.method == "GET" and r.path.endswith("pytorch_model.bin")]
     assert weights_gets == [200, 206]  # cut half-way, then only the rest, asked for with a Range header
     assert fast_retries == [1]  # the pause before resuming
     assert (fetched.directory / "pytorch_model.bin").read_bytes() == weights
     assert cache_problems(Path(constants.HF_HUB_CACHE)) == []
-    assert hub.cached_directory(spec) == fetched.directory
+    assert hub.cached_directory(big) == fetched.directory
 
 
 def test_the_file_list_and_the_model_info_are_never_needed(hub_double):
     hub_double.inject(Fault("status", path_contains="/api/", status=500))
-    fetched = hub.fetch(SPEC)
-    assert fetched.downloaded and hub.cached_directory(SPEC) == fetched.directory
+    fetched = hub.fetch(SPEC.source)
+    assert fetched.downloaded and hub.cached_directory(SPEC.source) == fetched.directory
     assert not any(request.path.startswith("/api/") for request in hub_double.log())
 
 
@@ -297,22 +297,22 @@ else:  # a real EFBIG from the kernel for any write past 64 KiB in one file
     resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, hard))
 
 from beit_demo import hub
-from beit_demo.catalog import get_spec
+from beit_demo.catalog import get_entry
 from tests.test_hub_faults import cache_problems
 
-spec = get_spec(key)
+spec = get_entry(key)
 report = {}
 try:
-    hub.fetch(spec)
+    hub.fetch(spec.source)
 except hub.ModelUnavailableError as err:
     report["message"], report["errno"] = str(err), getattr(err.__cause__, "errno", None)
 report["problems_after_fault"] = cache_problems(cache)
-report["cached_after_fault"] = hub.cached_directory(spec) is not None
+report["cached_after_fault"] = hub.cached_directory(spec.source) is not None
 if mechanism == "tmpfs":  # space is freed
     subprocess.run(["mount", "-o", "remount,size=16m", str(cache)], check=True)
 else:
     resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
-report["retry_downloaded"] = hub.fetch(spec).downloaded
+report["retry_downloaded"] = hub.fetch(spec.source).downloaded
 report["problems_after_retry"] = cache_problems(cache)
 print(json.dumps(report))
 """

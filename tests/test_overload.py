@@ -18,7 +18,7 @@ from gradio_client import Client, handle_file
 from gradio_client.utils import QueueError
 from PIL import Image
 
-from beit_demo.catalog import get_spec
+from beit_demo.catalog import get_entry
 from tests.conftest import PHOTOS, RunningApp, running_app
 
 pytestmark = pytest.mark.app
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.app
 QUEUE_SIZE = 4
 CLIENTS = 32
 REQUESTS_PER_CLIENT = 5
-LOAD_MODEL = get_spec("fashion-mnist")
+LOAD_MODEL = get_entry("fashion-mnist")
 # The app process idles at about 0.55 GB here once torch, transformers and gradio are in and a tiny model is loaded,
 # and peaked at about 0.75 GB under this load. The bound leaves room for other machines; what it guards against is
 # growth with the number of clients (160 requests each holding a decoded photo or a thread's buffers).
@@ -165,7 +165,7 @@ def test_visitors_sending_the_same_photo_at_once_all_get_their_answer(app):
 
 
 def test_two_visitors_asking_for_the_same_uncached_model_at_once_cause_one_download(app, hub_double, monkeypatch):
-    spec = get_spec("facemask-beit")  # no other test of this module uses it: not cached yet
+    spec = get_entry("facemask-beit")  # no other test of this module uses it: not cached yet
     monkeypatch.setattr(hub_double, "throttle_bytes_per_s", 200_000)  # about 1 s for the weights: both ask meanwhile
     clients = [Client(app.url, verbose=False) for _ in range(2)]
     start = threading.Barrier(2)

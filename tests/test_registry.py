@@ -8,12 +8,14 @@ import threading
 import pytest
 from PIL import Image
 
-from beit_demo.catalog import CATALOG, get_spec
-from beit_demo.classifier import classify
-from beit_demo.hub import ModelUnavailableError
-from beit_demo.registry import ModelRegistry, ModelState, load_model, unique_labels
+from beit_demo.catalog import CATALOG, get_entry
+from beit_demo.errors import ModelUnavailableError
+from beit_demo.inference.classify import classify
+from beit_demo.models.loaded import unique_labels
+from beit_demo.models.loading import load_model
+from beit_demo.models.registry import ModelRegistry, ModelState
 from beit_demo.testing.hub_double import Fault, HubDouble
-from tests.conftest import PHOTOS, REPO_ROOT
+from tests.conftest import PHOTOS, REPO_ROOT, catalog_states, loaded_keys, source
 
 
 class CountingLoader:
@@ -23,10 +25,10 @@ class CountingLoader:
         self.calls = []
         self._lock = threading.Lock()
 
-    def __call__(self, spec, precision, progress):
+    def __call__(self, model_source, precision, progress):
         with self._lock:
-            self.calls.append(spec.key)
-        return load_model(spec, precision, progress)
+            self.calls.append(model_source)
+        return load_model(model_source, precision, progress)
 
 
 def photo(name: str = "chelsea.jpg") -> Image.Image:
@@ -36,7 +38,7 @@ def photo(name: str = "chelsea.jpg") -> Image.Image:
 @pytest.mark.parametrize("spec", CATALOG, ids=lambda spec: spec.key)
 def test_every_catalog_model_downloads_loads_and_classifies(spec):
     registry = ModelRegistry(max_models=2)
-    with registry.use(spec.key) as loaded:
+    with registry.use(spec.source) as loaded:
         assert loaded.downloaded
         assert len(loaded.labels) == spec.num_labels
         prediction = classify(loaded, [photo()], top_k=5)[0]
@@ -49,23 +51,23 @@ def test_every_catalog_model_downloads_loads_and_classifies(spec):
 
 
 def test_labels_come_from_the_checkpoint_config():
-    with ModelRegistry().use("facemask-deit") as loaded:
+    with ModelRegistry().use(source("facemask-deit")) as loaded:
         assert loaded.labels == ("No Mask", "Mask")
-    with ModelRegistry().use("fashion-mnist") as loaded:
+    with ModelRegistry().use(source("fashion-mnist")) as loaded:
         assert loaded.labels[0] == "T-shirt/top" and loaded.labels[9] == "Ankle boot"
 
 
 def test_eight_simultaneous_requests_cause_one_download_and_one_load(hub_double):
     loader = CountingLoader()
     registry = ModelRegistry(loader=loader)
-    spec = get_spec("facemask-beit")
+    spec = get_entry("facemask-beit")
     start = threading.Barrier(8)
     models, errors = [], []
 
     def request():
         start.wait()
         try:
-            with registry.use(spec.key) as loaded:
+            with registry.use(spec.source) as loaded:
                 models.append(loaded)
         except Exception as err:  # collected and asserted below
             errors.append(err)
@@ -77,7 +79,7 @@ def test_eight_simultaneous_requests_cause_one_download_and_one_load(hub_double)
         thread.join(timeout=60)
     assert errors == []
     assert len(models) == 8 and len({id(m) for m in models}) == 1
-    assert loader.calls == [spec.key]
+    assert loader.calls == [spec.source]
     assert hub_double.count("GET", repo_id=spec.repo_id, filename="pytorch_model.bin") == 1
     assert hub_double.count("GET", repo_id=spec.repo_id, filename="config.json") == 1
 
@@ -85,48 +87,48 @@ def test_eight_simultaneous_requests_cause_one_download_and_one_load(hub_double)
 def test_least_recently_used_idle_model_is_freed_first():
     registry = ModelRegistry(max_models=2)
     for key in ("facemask-beit", "facemask-deit"):
-        with registry.use(key):
+        with registry.use(source(key)):
             pass
-    with registry.use("facemask-beit"):  # now the most recently used
+    with registry.use(source("facemask-beit")):  # now the most recently used
         pass
-    with registry.use("fashion-mnist"):
+    with registry.use(source("fashion-mnist")):
         pass
-    assert registry.loaded_keys() == ["facemask-beit", "fashion-mnist"]
+    assert loaded_keys(registry) == ["facemask-beit", "fashion-mnist"]
 
 
 def test_a_model_in_use_is_not_freed():
     registry = ModelRegistry(max_models=1)
-    with registry.use("facemask-deit") as held:
-        with registry.use("fashion-mnist"):
-            assert set(registry.loaded_keys()) == {"facemask-deit", "fashion-mnist"}
-        assert "facemask-deit" in registry.loaded_keys()
+    with registry.use(source("facemask-deit")) as held:
+        with registry.use(source("fashion-mnist")):
+            assert set(loaded_keys(registry)) == {"facemask-deit", "fashion-mnist"}
+        assert "facemask-deit" in loaded_keys(registry)
         prediction = classify(held, [photo()], top_k=2)[0]  # still usable
         assert set(prediction.scores) == {"No Mask", "Mask"}
-    assert registry.loaded_keys() == ["facemask-deit"]  # the idle one went when the bound was enforced
+    assert loaded_keys(registry) == ["facemask-deit"]  # the idle one went when the bound was enforced
 
 
 def test_a_failed_load_keeps_no_entry_and_a_retry_succeeds(hub_double):
     loader = CountingLoader()
     registry = ModelRegistry(loader=loader)
     hub_double.inject(Fault("status", status=404, error_code="RepoNotFound", path_contains="FaceMask"))
-    with pytest.raises(ModelUnavailableError, match="was not found on the Hub"), registry.use("facemask-beit"):
+    with pytest.raises(ModelUnavailableError, match="was not found on the Hub"), registry.use(source("facemask-beit")):
         pass
-    assert registry.loaded_keys() == []
-    assert {s.spec.key: s.state for s in registry.status()}["facemask-beit"] is ModelState.NOT_DOWNLOADED
+    assert loaded_keys(registry) == []
+    assert catalog_states(registry)["facemask-beit"].state is ModelState.NOT_DOWNLOADED
     hub_double.clear_faults()
-    with registry.use("facemask-beit") as loaded:
+    with registry.use(source("facemask-beit")) as loaded:
         assert loaded.labels == ("No Mask", "Mask")
-    assert loader.calls == ["facemask-beit", "facemask-beit"]
+    assert loader.calls == [source("facemask-beit")] * 2
 
 
 def test_status_follows_a_model_from_the_hub_to_memory():
     registry = ModelRegistry(max_models=1)
-    states = lambda: {s.spec.key: s for s in registry.status()}  # noqa: E731
+    states = lambda: catalog_states(registry)  # noqa: E731
     assert states()["facemask-deit"].state is ModelState.NOT_DOWNLOADED
-    with registry.use("facemask-deit"):
+    with registry.use(source("facemask-deit")):
         assert states()["facemask-deit"].state is ModelState.IN_MEMORY
         assert states()["facemask-deit"].users == 1
-    with registry.use("fashion-mnist"):
+    with registry.use(source("fashion-mnist")):
         pass
     on_disk = states()["facemask-deit"]
     assert on_disk.state is ModelState.ON_DISK and on_disk.disk_bytes > 0
@@ -138,9 +140,10 @@ def test_a_cached_model_loads_and_classifies_with_the_hub_gone(tmp_path, hub_dou
         f"""
         import sys
         from PIL import Image
-        from beit_demo.registry import ModelRegistry
-        from beit_demo.classifier import classify
-        with ModelRegistry().use("facemask-deit") as loaded:
+        from beit_demo.catalog import get_entry
+        from beit_demo.models.registry import ModelRegistry
+        from beit_demo.inference.classify import classify
+        with ModelRegistry().use(get_entry("facemask-deit").source) as loaded:
             scores = classify(loaded, [Image.open({str(PHOTOS / "chelsea.jpg")!r}).convert("RGB")], 2)[0].scores
             print(loaded.downloaded, sorted(scores))
         """
@@ -163,7 +166,7 @@ def test_a_cached_model_loads_and_classifies_with_the_hub_gone(tmp_path, hub_dou
 def test_loading_a_bin_only_checkpoint_asks_the_hub_for_nothing_more(hub_double):
     """Models load from the cache folder, not by repo id: transformers then makes no Hub calls of its own
     (loading a .bin-only repo by id starts a safetensors-conversion thread that asks the Hub for more)."""
-    with ModelRegistry().use("facemask-beit"):
+    with ModelRegistry().use(source("facemask-beit")):
         pass
     threading.Event().wait(1.0)  # the conversion thread, if started, asks within milliseconds
     paths = [request.path for request in hub_double.log()]
@@ -176,6 +179,6 @@ def test_classes_sharing_a_name_stay_apart():
 
 
 def test_the_imagenet_1k_cranes_both_show_up():
-    with ModelRegistry().use("beit-in1k-timm") as loaded:
+    with ModelRegistry().use(source("beit-in1k-timm")) as loaded:
         assert len(set(loaded.labels)) == 1000
         assert {"crane (class 134)", "crane (class 517)"} <= set(loaded.labels)

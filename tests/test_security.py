@@ -21,13 +21,13 @@ from gradio_client import Client, handle_file
 from huggingface_hub import constants
 
 from beit_demo import hub
-from beit_demo.catalog import get_spec
+from beit_demo.catalog import get_entry
 from beit_demo.testing.hub_double import Fault
 from tests.conftest import PHOTOS, REPO_ROOT, RunningApp, call_api, running_app
 
 pytestmark = pytest.mark.app
 
-SPEC = get_spec("facemask-deit")
+SPEC = get_entry("facemask-deit")
 TOKEN = "hf_ThisIsNotARealTokenButNoRequestMayCarryIt"
 EXAMPLE = REPO_ROOT / "examples" / "chelsea.jpg"
 
@@ -144,7 +144,7 @@ def test_no_token_is_sent_for_a_model_a_visitor_picks(app, hub_double):
     classify(app, PHOTOS / "horse.jpg")
     client = Client(app.url, verbose=False)
     try:
-        client.predict(get_spec("fashion-mnist").key, api_name="/load_model")
+        client.predict(get_entry("fashion-mnist").key, api_name="/load_model")
     finally:
         client.close()
     requests = hub_double.log()
@@ -165,9 +165,9 @@ def test_no_token_is_sent_even_to_a_gated_repo(hub_double, monkeypatch, tmp_path
     assert huggingface_hub.get_token() == TOKEN  # the control: huggingface_hub would send it if asked to
     hub_double.inject(Fault("status", path_contains="/resolve/", status=401, error_code="GatedRepo"))
     with pytest.raises(hub.ModelUnavailableError, match="gated"):
-        hub.fetch(SPEC)
+        hub.fetch(SPEC.source)
     hub_double.clear_faults()
-    hub.fetch(SPEC)
+    hub.fetch(SPEC.source)
     assert hub_double.log() and not any(request.authorized for request in hub_double.log())
 
 

@@ -1,7 +1,7 @@
 """timm's BEiT checkpoint served through transformers: tensor mapping, logits, preprocessing and labels.
 
 The references here are written from timm's definitions (timm 1.0 ``beit.py`` and ``transforms_imagenet_eval``)
-in plain torch and PIL, so that they share no code with ``beit_demo.timm_beit``. The comparison with timm itself
+in plain torch and PIL, so that they share no code with ``beit_demo.models.timm_beit``. The comparison with timm itself
 runs outside CI: ``tools/timm_parity.py``.
 """
 
@@ -20,8 +20,7 @@ from PIL import Image
 from safetensors.torch import load
 from transformers import BeitConfig, BeitForImageClassification
 
-from beit_demo.testing.timm_checkpoints import timm_beit_files
-from beit_demo.timm_beit import (
+from beit_demo.models.timm_beit import (
     SUPPORTED_ARCHITECTURES,
     TimmConversionError,
     TimmImageProcessor,
@@ -30,6 +29,7 @@ from beit_demo.timm_beit import (
     load_timm_beit,
     read_timm_config,
 )
+from beit_demo.testing.timm_checkpoints import timm_beit_files
 
 PHOTOS = Path(__file__).resolve().parent / "data" / "photos"
 TINY_HEADS = 2
@@ -451,7 +451,7 @@ def test_imagenet_names_come_from_the_data_file(tmp_path: Path) -> None:
     assert labels[207] == "golden retriever"
     assert "tabby cat" in labels[281]
     assert labels[999] == "toilet tissue, toilet paper, bathroom tissue"
-    data_file = Path(__file__).resolve().parents[1] / "beit_demo" / "data" / "imagenet1k_labels.txt"
+    data_file = Path(__file__).resolve().parents[1] / "beit_demo" / "models" / "data" / "imagenet1k_labels.txt"
     lines = data_file.read_text(encoding="utf-8").split("\n")
     assert len(lines) == 1001 and lines[-1] == ""  # 1,000 lines, each ending in a newline
     assert all(line.strip() == line and line for line in lines[:-1])

@@ -17,13 +17,13 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from beit_demo.catalog import get_spec
+from beit_demo.catalog import get_entry
 from tests.conftest import PHOTOS, RunningApp, call_api, running_app
 from tests.image_corpus import HOSTILE_NAME, build_corpus
 
 pytestmark = pytest.mark.app
 
-SPEC = get_spec("fashion-mnist")  # tiny here, and 10 labels
+SPEC = get_entry("fashion-mnist")  # tiny here, and 10 labels
 TOP_K = 3
 MAX_FILE_SIZE = 100_000  # BEIT_DEMO_MAX_FILE_SIZE for this module's app: above every corpus file
 

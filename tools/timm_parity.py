@@ -1,4 +1,4 @@
-"""Check beit_demo.timm_beit against timm itself: same logits, same top-5, same preprocessed pixels.
+"""Check beit_demo.models.timm_beit against timm itself: same logits, same top-5, same preprocessed pixels.
 
 Not part of CI: timm cannot be installed beside the project's torch. Run it in a separate virtualenv that has timm
 (see docs/timm-conversion.md)::
@@ -31,7 +31,7 @@ import torchvision  # noqa: E402
 import transformers  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from beit_demo.timm_beit import beit_config_from_timm, convert_state_dict, load_timm_beit, read_timm_config  # noqa: E402
+from beit_demo.models.timm_beit import beit_config_from_timm, convert_state_dict, load_timm_beit, read_timm_config  # noqa: E402
 
 ARCHITECTURE = "beit_base_patch16_224.in22k_ft_in22k_in1k"
 DEFAULT_PHOTOS = REPO_ROOT / "tests" / "data" / "photos"

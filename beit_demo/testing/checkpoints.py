@@ -129,15 +129,15 @@ def catalog_repos(size: Size = "tiny") -> dict[str, dict[str, bytes]]:
     from beit_demo.catalog import CATALOG, CheckpointFormat
 
     repos: dict[str, dict[str, bytes]] = {}
-    for spec in CATALOG:
-        if spec.checkpoint_format is not CheckpointFormat.TRANSFORMERS:
+    for entry in CATALOG:
+        if entry.source.checkpoint_format is not CheckpointFormat.TRANSFORMERS:
             continue
-        if spec.repo_id not in _CATALOG_BUILDERS:
-            raise KeyError(f"No test checkpoint for catalog repo {spec.repo_id!r}: add one to _CATALOG_BUILDERS")
-        files = _CATALOG_BUILDERS[spec.repo_id](size)
-        files["README.md"] = _model_card(spec.repo_id, spec.title)
+        if entry.repo_id not in _CATALOG_BUILDERS:
+            raise KeyError(f"No test checkpoint for catalog repo {entry.repo_id!r}: add one to _CATALOG_BUILDERS")
+        files = _CATALOG_BUILDERS[entry.repo_id](size)
+        files["README.md"] = _model_card(entry.repo_id, entry.title)
         files[".gitattributes"] = _GITATTRIBUTES
-        repos[spec.repo_id] = files
+        repos[entry.repo_id] = files
     return repos
 
 

@@ -575,9 +575,9 @@ def _catalog_files() -> dict[str, dict[str, bytes]]:
         return repos
     from beit_demo.catalog import CATALOG, CheckpointFormat
 
-    for spec in CATALOG:
-        if spec.checkpoint_format is CheckpointFormat.TIMM:
-            repos[spec.repo_id] = timm_beit_files(size="tiny")
+    for entry in CATALOG:
+        if entry.source.checkpoint_format is CheckpointFormat.TIMM:
+            repos[entry.repo_id] = timm_beit_files(size="tiny")
     return repos
 
 

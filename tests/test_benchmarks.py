@@ -4,16 +4,11 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
-import torch
-from PIL import Image
 
-from beit_demo import bench, classifier, hub
-from beit_demo.benchmarks.clock import QuietClock, summarize
-from beit_demo.catalog import get_spec
-from beit_demo.registry import load_model
-from tests.conftest import PHOTOS, REPO_ROOT
+from benchmarks import run as bench
+from benchmarks.clock import QuietClock, summarize
+from tests.conftest import REPO_ROOT
 
 BUSY_LOOP = [sys.executable, "-c", "while True: pass"]
 
@@ -51,31 +46,6 @@ def test_the_clock_counts_the_processes_it_measures_as_its_own():
 def test_clock_records_merge_into_one_summary():
     summary = summarize([{"foreign": [0.0, 0.1], "retaken": 1}, {"foreign": [0.5], "retaken": 2}])
     assert summary == {"samples": 3, "retaken": 3, "median": 0.1, "worst": 0.5}
-
-
-@pytest.mark.parametrize("key", ["beit-in22k", "facemask-deit"])
-def test_the_fast_path_gives_the_stock_models_logits(key):
-    from transformers import AutoModelForImageClassification
-
-    spec = get_spec(key)
-    loaded = load_model(spec)
-    stock = AutoModelForImageClassification.from_pretrained(hub.fetch(spec).directory).eval()
-    modules = [type(module) for module in loaded.model.modules()]
-    assert classifier.PrepackedLinear in modules and torch.nn.Linear not in modules
-    assert (classifier.FrozenRelativePositionBias in modules) == (spec.architecture.startswith("Beit"))
-    pixels = classifier.preprocess(loaded, [Image.open(PHOTOS / "chelsea.jpg").convert("RGB")])
-    with torch.inference_mode():
-        expected = stock(pixel_values=pixels).logits
-    for _ in range(2):  # the second pass reuses the frozen biases
-        assert torch.allclose(classifier.forward(loaded, pixels), expected, atol=1e-5)
-
-
-def test_the_model_view_from_a_predictions_pixels_is_the_one_from_the_image():
-    loaded = load_model(get_spec("facemask-deit"))
-    image = Image.open(PHOTOS / "coffee.jpg").convert("RGB")
-    prediction = classifier.classify(loaded, [image])[0]
-    from_pixels = classifier.model_view(loaded, prediction.pixel_values)
-    assert np.array_equal(np.asarray(from_pixels), np.asarray(classifier.model_view(loaded, image)))
 
 
 def inference_result(*, pipeline_ms: float, fp32_ms: float, int8_ms: float, same: list[bool], cosine: float) -> dict:
@@ -118,7 +88,7 @@ def test_the_table_marks_a_missed_target_and_leaves_information_rows_unjudged():
 def test_the_smoke_run_prints_every_row_and_writes_the_table(tmp_path):
     output = tmp_path / "bench.md"
     finished = subprocess.run(
-        [sys.executable, "-m", "beit_demo", "bench", "--smoke", "--output", str(output)],
+        [sys.executable, "-m", "benchmarks", "--smoke", "--output", str(output)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

@@ -1,4 +1,4 @@
-"""Gradio server processes for the benchmark: ``app.py`` itself, and a do-nothing app (Gradio's own floor)."""
+"""Running a Gradio app in a process of its own on 127.0.0.1: for the app, browser and benchmark runs."""
 
 from __future__ import annotations
 
@@ -12,11 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from beit_demo.catalog import CATALOG, DEFAULT_MODEL_KEY
-
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent  # where app.py is
 APP_COMMAND = (sys.executable, "app.py")
-NOOP_COMMAND = (sys.executable, "-m", "beit_demo.benchmarks.servers")
 _START_TIMEOUT_S = 120
 
 
@@ -75,31 +72,3 @@ def serve(command: tuple[str, ...], env: dict[str, str], log_path: Path) -> Iter
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def serve_noop_app() -> None:
-    """Serve a Gradio app whose /classify takes the inputs of ours and does nothing, with the same queue settings."""
-    import gradio as gr
-
-    from beit_demo.config import Settings
-
-    settings = Settings.from_env()
-    with gr.Blocks() as demo:
-        image_input = gr.Image(type="filepath")  # an RGB JPEG passes through unopened, as with our UploadedImage
-        model_dropdown = gr.Dropdown(choices=[spec.key for spec in CATALOG], value=DEFAULT_MODEL_KEY)
-        top_k_slider = gr.Slider(1, 20, value=5, step=1)
-        result_textbox = gr.Textbox()
-        classify_button = gr.Button()
-        classify_button.click(
-            lambda image, model_key, top_k: "",
-            inputs=[image_input, model_dropdown, top_k_slider],
-            outputs=result_textbox,
-            api_name="classify",
-            concurrency_limit=settings.concurrency,
-        )
-    demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
-    demo.launch(server_name=settings.server_name, server_port=settings.server_port, enable_monitoring=False)
-
-
-if __name__ == "__main__":
-    serve_noop_app()

@@ -1,8 +1,8 @@
-"""Offline benchmark of the demo's fast path: ``python -m beit_demo bench [--smoke] [--output FILE]``.
+"""Offline benchmark of the demo's fast path: ``python -m benchmarks [--smoke] [--output FILE] [--parts ...]``.
 
 In one run, on this machine, it measures (targets and the latest results: BENCHMARKS.md):
 
-- our path (`images.load_image`, which decodes only what the model needs, then `classifier.classify`) against
+- our path (`images.load_image`, which decodes only what the model needs, then `inference.classify.classify`) against
   transformers' ``pipeline("image-classification")`` on the same files and checkpoint, in fp32 and in int8 (fp16 on
   CUDA), comparing the top-5 labels and the logits;
 - the HTTP round trip through the launched ``app.py`` against a do-nothing Gradio endpoint (Gradio's own floor);
@@ -11,8 +11,8 @@ In one run, on this machine, it measures (targets and the latest results: BENCHM
 
 Nothing reaches the network. Checkpoints with random weights and the real architectures and sizes
 (`beit_demo.testing.checkpoints`) are served by the Hub double into a temporary ``HF_HOME``; each measurement runs
-in a fresh process (`beit_demo.benchmarks.workers`) that reads only that cache (``HF_HUB_OFFLINE=1``). Timings go
-through `beit_demo.benchmarks.clock.QuietClock`, which retakes samples disturbed by other processes.
+in a fresh process (`benchmarks.workers`) that reads only that cache (``HF_HUB_OFFLINE=1``). Timings go
+through `benchmarks.clock.QuietClock`, which retakes samples disturbed by other processes.
 ``--smoke`` uses tiny checkpoints and one iteration: it checks that every row is still produced, not speed.
 """
 
@@ -36,9 +36,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from beit_demo.benchmarks.clock import QuietClock, summarize
-from beit_demo.benchmarks.servers import APP_COMMAND, REPO_ROOT, serve
 from beit_demo.catalog import CATALOG, DEFAULT_MODEL_KEY
+from beit_demo.testing.app_process import APP_COMMAND, REPO_ROOT, serve
+from benchmarks.clock import QuietClock, summarize
 
 PHOTOS = REPO_ROOT / "tests" / "data" / "photos"  # real photos, in the repo (credits: README)
 _PHOTO_NAMES = ("chelsea.jpg", "coffee.jpg", "astronaut.jpg", "rocket.jpg", "horse.jpg")
@@ -169,11 +169,11 @@ class _Session:
         self.env = env
 
     def worker(self, name: str, **args: Any) -> dict[str, Any]:
-        """Run the measurement ``name`` of `beit_demo.benchmarks.workers` in a fresh process; return its result."""
+        """Run the measurement ``name`` of `benchmarks.workers` in a fresh process; return its result."""
         result_path = self.work / f"{name}-{time.monotonic_ns()}.json"
         log_path = self.work / "logs" / f"{name}.log"
         payload = json.dumps({**asdict(self.plan), **args})
-        command = [sys.executable, "-m", "beit_demo.benchmarks.workers", name, payload, str(result_path)]
+        command = [sys.executable, "-m", "benchmarks.workers", name, payload, str(result_path)]
         with open(log_path, "a") as log:
             finished = subprocess.run(command, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         if finished.returncode != 0 or not result_path.is_file():
@@ -418,9 +418,9 @@ def _report(
     load: tuple[float, float],
     minutes: float,
 ) -> str:
-    command = "python -m beit_demo bench" + (" --smoke" if smoke else "")
+    command = "python -m benchmarks" + (" --smoke" if smoke else "")
     if tuple(parts) != PARTS:
-        command = "python -m beit_demo.bench" + (" --smoke" if smoke else "") + f" --parts {','.join(parts)}"
+        command += f" --parts {','.join(parts)}"
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     header = [
         f"Command: `{command}` ({when}, {minutes:.1f} min)  ",
@@ -437,14 +437,10 @@ def _report(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m beit_demo.bench``: the benchmark, with a choice of parts (a GPU machine without gradio, say)."""
-    parser = argparse.ArgumentParser(prog="python -m beit_demo.bench", description=__doc__.splitlines()[0])
+    """``python -m benchmarks``: the benchmark, with a choice of parts (a GPU machine without gradio, say)."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny models, one iteration: checks the benchmark runs")
     parser.add_argument("--output", help="also write the table to this Markdown file")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, from: {', '.join(PARTS)}")
     args = parser.parse_args(argv)
     return run_benchmark(smoke=args.smoke, output=args.output, parts=[part for part in args.parts.split(",") if part])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

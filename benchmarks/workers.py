@@ -1,7 +1,7 @@
-"""The benchmark's measurements, each run in a fresh process: ``python -m beit_demo.benchmarks.workers NAME ARGS OUT``.
+"""The benchmark's measurements, each run in a fresh process: ``python -m benchmarks.workers NAME ARGS OUT``.
 
 A fresh process per measurement keeps them apart (memory, thread pools, imported libraries), and lets each read
-the environment `beit_demo.bench` gives it: huggingface_hub and gradio read theirs when first imported. ARGS is a
+the environment `benchmarks.run` gives it: huggingface_hub and gradio read theirs when first imported. ARGS is a
 JSON object; the result goes to the file OUT as JSON.
 """
 
@@ -19,9 +19,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from beit_demo.benchmarks.clock import QuietClock
-from beit_demo.benchmarks.servers import APP_COMMAND, NOOP_COMMAND, serve
-from beit_demo.catalog import CATALOG, DEFAULT_MODEL_KEY, CheckpointFormat, ModelSpec, get_spec
+from beit_demo.catalog import CATALOG, DEFAULT_MODEL_KEY, CatalogEntry, CheckpointFormat, get_entry
+from beit_demo.testing.app_process import APP_COMMAND, serve
+from benchmarks.clock import QuietClock
+from benchmarks.noop_app import NOOP_COMMAND
 
 TOP_K = 5
 COMPARED_MODELS = (DEFAULT_MODEL_KEY, "facemask-deit")  # BEiT-base with 21,841 labels; DeiT-base
@@ -54,14 +55,14 @@ def prepare(args: dict[str, Any]) -> dict[str, Any]:
 
         for repo_id, files in catalog_repos(args["size"]).items():
             hub_double.add_repo(repo_id, files)
-        for spec in CATALOG:
-            if spec.checkpoint_format is CheckpointFormat.TIMM:
-                hub_double.add_repo(spec.repo_id, timm_beit_files(size=args["size"]))
+        for entry in CATALOG:
+            if entry.source.checkpoint_format is CheckpointFormat.TIMM:
+                hub_double.add_repo(entry.repo_id, timm_beit_files(size=args["size"]))
         built = time.perf_counter() - started
 
         from beit_demo import hub
 
-        downloaded = sum(hub.fetch(spec).bytes_downloaded for spec in CATALOG)
+        downloaded = sum(hub.fetch(entry.source).bytes_downloaded for entry in CATALOG)
     return {"build_s": built, "seconds": time.perf_counter() - started, "bytes": downloaded}
 
 
@@ -73,15 +74,15 @@ def inference(args: dict[str, Any]) -> dict[str, Any]:
     import torch
     import transformers
 
-    from beit_demo import registry
+    from beit_demo.models import loading
 
     clock = QuietClock()
     low = "fp16" if torch.cuda.is_available() else "int8"
     models = {}
     for key in COMPARED_MODELS:
-        models[key] = _compare_with_pipeline(get_spec(key), low, args, clock)
+        models[key] = _compare_with_pipeline(get_entry(key), low, args, clock)
         gc.collect()  # one comparison's models are freed before the next loads
-    device = registry.select_device("fp32")
+    device = loading.select_device("fp32")
     return {
         "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
         "low_precision": low,
@@ -92,18 +93,21 @@ def inference(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _compare_with_pipeline(spec: ModelSpec, low: str, args: dict[str, Any], clock: QuietClock) -> dict[str, Any]:
+def _compare_with_pipeline(entry: CatalogEntry, low: str, args: dict[str, Any], clock: QuietClock) -> dict[str, Any]:
     from transformers import pipeline
 
-    from beit_demo import classifier, images, registry
+    from beit_demo import images
+    from beit_demo.inference import classify as classifier
+    from beit_demo.models.loaded import LoadedModel
+    from beit_demo.models.loading import load_model
 
     max_pixels = _max_pixels()
-    fp32 = registry.load_model(spec, "fp32")
-    reduced = registry.load_model(spec, low)
+    fp32 = load_model(entry.source, "fp32")
+    reduced = load_model(entry.source, low)
     # What a user would otherwise write, on the same cached checkpoint.
-    pipe = pipeline("image-classification", model=spec.repo_id, revision=spec.revision, device=fp32.device)
+    pipe = pipeline("image-classification", model=entry.repo_id, revision=entry.source.revision, device=fp32.device)
 
-    def ours(loaded: registry.LoadedModel, path: str) -> list[str]:
+    def ours(loaded: LoadedModel, path: str) -> list[str]:
         image = images.load_image(path, max_pixels=max_pixels, min_size=2 * loaded.input_size)
         return list(classifier.classify(loaded, [image], top_k=TOP_K)[0].scores)
 
@@ -131,7 +135,7 @@ def _compare_with_pipeline(spec: ModelSpec, low: str, args: dict[str, Any], cloc
 
     similarity = {path: _similarity(fp32, reduced, path, max_pixels) for path in rounds}
     result = {
-        "title": spec.title,
+        "title": entry.title,
         "num_labels": len(fp32.labels),
         "median_ms": {
             name: {path: _median_ms(times) for path, times in per_file.items()} for name, per_file in seconds.items()
@@ -162,7 +166,8 @@ def _similarity(fp32: Any, reduced: Any, path: str, max_pixels: int) -> tuple[fl
     """Cosine similarity of the reduced-precision model's logits and last hidden state to fp32's, same input."""
     import torch
 
-    from beit_demo import classifier, images
+    from beit_demo import images
+    from beit_demo.inference import classify as classifier
 
     image = images.load_image(path, max_pixels=max_pixels, min_size=2 * fp32.input_size)
     pixels = classifier.preprocess(fp32, [image])
@@ -175,7 +180,8 @@ def _similarity(fp32: Any, reduced: Any, path: str, max_pixels: int) -> tuple[fl
 
 def _stages(fp32: Any, reduced: Any, big: str, max_pixels: int, clock: QuietClock, rounds: int) -> dict[str, float]:
     """Where our time goes on the 12 MP JPEG: decode, the processor, each forward pass."""
-    from beit_demo import classifier, images
+    from beit_demo import images
+    from beit_demo.inference import classify as classifier
 
     low = f"forward {reduced.precision}"
     timings: dict[str, list[float]] = {"decode": [], "processor": [], "forward fp32": [], low: []}
@@ -196,7 +202,9 @@ def _floor(stock_model: Any, fp32: Any, big: str, max_pixels: int, clock: QuietC
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from beit_demo import classifier, images
+    from beit_demo import images
+    from beit_demo.inference import classify as classifier
+    from beit_demo.models.optimize import prepack_linear_layers
 
     image = images.load_image(big, max_pixels=max_pixels, min_size=2 * fp32.input_size)
     pixels = classifier.preprocess(fp32, [image])
@@ -206,7 +214,7 @@ def _floor(stock_model: Any, fp32: Any, big: str, max_pixels: int, clock: QuietC
     # The model's own widest layer (hidden -> 4 x hidden over 197 tokens), oneDNN-prepacked as our fp32 path runs it.
     hidden = stock_model.config.hidden_size
     layer = torch.nn.Sequential(torch.nn.Linear(hidden, 4 * hidden)).eval()
-    classifier.prepack_linear_layers(layer)
+    prepack_linear_layers(layer)
     tokens = torch.randn(197, hidden)
     repeats = 10
     with torch.inference_mode():
@@ -233,32 +241,33 @@ def memory(args: dict[str, Any]) -> dict[str, Any]:
     import torch  # noqa: F401
     from transformers import AutoImageProcessor, BeitForImageClassification, DeiTForImageClassification  # noqa: F401
 
-    from beit_demo import classifier, images
-    from beit_demo.registry import ModelRegistry
+    from beit_demo import images
+    from beit_demo.inference import classify as classifier
+    from beit_demo.models.registry import ModelRegistry
 
     image = images.load_image(args["image"], max_pixels=_max_pixels(), min_size=448)
     gc.collect()
     idle = _rss_bytes()
     registry = ModelRegistry(max_models=len(CATALOG), precision=args["precision"])
     parameter_bytes = {}
-    for spec in CATALOG:
-        with registry.use(spec.key) as loaded:
+    for entry in CATALOG:
+        with registry.use(entry.source) as loaded:
             classifier.classify(loaded, [image], top_k=TOP_K)  # memory in use includes what a forward pass keeps
-            parameter_bytes[spec.key] = loaded.parameter_bytes
+            parameter_bytes[entry.key] = loaded.parameter_bytes
     gc.collect()
     loaded_rss = _rss_bytes()
 
-    keys = [spec.key for spec in CATALOG]
+    sources = [entry.source for entry in CATALOG]
     switches = []
     for index in range(args["switches"]):
         started = time.perf_counter()
-        with registry.use(keys[index % len(keys)]):
+        with registry.use(sources[index % len(sources)]):
             switches.append(time.perf_counter() - started)
     return {
         "idle_rss": idle,
         "loaded_rss": loaded_rss,
         "parameter_bytes": parameter_bytes,
-        "loaded_keys": registry.loaded_keys(),
+        "loaded_keys": [entry.key for entry in CATALOG if entry.source in registry.loaded_sources()],
         "switch_ms": _median_ms(switches),
         "switch_max_ms": max(switches) * 1000,
     }
@@ -269,7 +278,9 @@ def memory(args: dict[str, Any]) -> dict[str, Any]:
 
 def http(args: dict[str, Any]) -> dict[str, Any]:
     """Round trips through app.py and the do-nothing app, in-process classify(), and throughput, interleaved."""
-    from beit_demo import classifier, images, registry
+    from beit_demo import images
+    from beit_demo.inference import classify as classifier
+    from beit_demo.models.loading import load_model
 
     work = Path(args["work"])
     env = {**os.environ, "BEIT_DEMO_PRECISION": "fp32"}
@@ -278,7 +289,7 @@ def http(args: dict[str, Any]) -> dict[str, Any]:
         serve(NOOP_COMMAND, env, work / "logs" / "noop.log") as noop,
     ):
         clock = QuietClock(pids=[app.pid, noop.pid])
-        loaded = registry.load_model(get_spec(DEFAULT_MODEL_KEY), "fp32")
+        loaded = load_model(get_entry(DEFAULT_MODEL_KEY).source, "fp32")
         max_pixels = _max_pixels()
 
         def in_process() -> None:

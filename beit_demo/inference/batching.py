@@ -1,6 +1,6 @@
 """Micro-batching: requests that arrive together for the same model share one forward pass.
 
-Kept apart from `beit_demo.classifier` so that the UI can hold a batcher without importing torch
+Kept apart from `beit_demo.inference.classify` so that the service can hold a batcher without importing torch
 before the first request (start-up stays as fast as Gradio itself).
 """
 
@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
+from beit_demo.models.loaded import LoadedModel
+
 if TYPE_CHECKING:
-    from beit_demo.classifier import Prediction
-    from beit_demo.registry import LoadedModel
+    from beit_demo.inference.classify import Prediction
 
 
 @dataclass
@@ -70,7 +71,7 @@ class BatchingClassifier:
 
     @staticmethod
     def _run_batch(loaded: LoadedModel, batch: list[_Job]) -> None:
-        from beit_demo.classifier import classify
+        from beit_demo.inference.classify import classify  # imports torch: on the first request, not at start-up
 
         try:
             predictions = classify(loaded, [job.image for job in batch], [job.top_k for job in batch])

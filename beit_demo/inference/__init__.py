@@ -1,0 +1,1 @@
+"""Pure inference on loaded models: images in, predictions out. Never imports gradio."""

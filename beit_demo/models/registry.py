@@ -1,0 +1,196 @@
+"""Loaded models, kept in memory and shared between requests.
+
+The registry downloads (through `beit_demo.hub`) and loads each model once, even when many requests ask
+for it at the same moment, keeps at most ``max_models`` of them (least recently used goes first), and
+never frees a model that a request is still using. It is keyed by `ModelSource`, so a catalog model and a
+model from anywhere else share it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from beit_demo import hub
+from beit_demo.catalog import ModelSource
+from beit_demo.errors import ModelLoadError, ModelUnavailableError
+from beit_demo.hub import ProgressCallback
+from beit_demo.models.loaded import LoadedModel
+from beit_demo.models.loading import load_model, return_freed_memory
+
+
+class ModelState(StrEnum):
+    """Where a model is, as the status panel shows it."""
+
+    NOT_DOWNLOADED = "not downloaded"
+    ON_DISK = "on disk"
+    LOADING = "downloading / loading"
+    IN_MEMORY = "in memory"
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """A snapshot of one model's state."""
+
+    source: ModelSource
+    state: ModelState
+    disk_bytes: int
+    progress: float | None  # fraction done while loading
+    progress_text: str
+    users: int  # requests using it right now
+
+
+@dataclass
+class _Slot:
+    """One model the registry knows about: loading, or loaded."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    loaded: LoadedModel | None = None
+    error: BaseException | None = None
+    users: int = 0
+    progress: float = 0.0
+    progress_text: str = "Waiting to start"
+
+    def report(self, fraction: float, text: str) -> None:
+        self.progress, self.progress_text = fraction, text
+
+
+Loader = Callable[[ModelSource, str, ProgressCallback], LoadedModel]
+
+
+class ModelRegistry:
+    """A bounded, thread-safe LRU of loaded models with single-flight loading.
+
+    Args:
+        max_models: most models kept loaded while idle. Models in use are never freed, so the count can
+            exceed this while requests hold more models than that; the extra ones go when released.
+        precision: passed to the loader.
+        loader: loads one model; `load_model` unless a test substitutes a counting wrapper.
+    """
+
+    def __init__(self, max_models: int = 3, precision: str = "fp32", loader: Loader = load_model):
+        if max_models < 1:
+            raise ValueError("max_models must be at least 1")
+        self.max_models = max_models
+        self.precision = precision
+        self._loader = loader
+        self._lock = threading.Lock()
+        self._slots: OrderedDict[ModelSource, _Slot] = OrderedDict()  # oldest use first
+
+    @contextmanager
+    def use(self, source: ModelSource, progress: ProgressCallback | None = None) -> Iterator[LoadedModel]:
+        """Borrow the loaded model ``source`` for the duration of a ``with`` block, loading it if needed.
+
+        While this request waits for a download that another request started, ``progress`` still gets
+        that download's progress.
+
+        Raises:
+            ModelUnavailableError / ModelLoadError: the model cannot be fetched or loaded (every waiter gets
+                the same error; nothing broken is kept, so the next request tries again).
+        """
+        slot, leader = self._claim(source)
+        try:
+            if leader:
+                self._load_into(slot, source, progress)
+            else:
+                self._wait_for(slot, progress)
+            if slot.error is not None:
+                raise slot.error
+            yield slot.loaded
+        finally:
+            self._release(slot)
+
+    def _claim(self, source: ModelSource) -> tuple[_Slot, bool]:
+        with self._lock:
+            slot = self._slots.get(source)
+            leader = slot is None
+            if leader:
+                slot = self._slots[source] = _Slot()
+            self._slots.move_to_end(source)
+            slot.users += 1
+            return slot, leader
+
+    def _load_into(self, slot: _Slot, source: ModelSource, progress: ProgressCallback | None) -> None:
+        def report(fraction: float, text: str) -> None:
+            slot.report(fraction, text)
+            if progress is not None:
+                progress(fraction, text)
+
+        try:
+            slot.loaded = self._loader(source, self.precision, report)
+        except BaseException as err:
+            slot.error = err
+            with self._lock:  # forget the failure so the next request retries from scratch
+                if self._slots.get(source) is slot:
+                    del self._slots[source]
+        finally:
+            slot.done.set()
+
+    @staticmethod
+    def _wait_for(slot: _Slot, progress: ProgressCallback | None) -> None:
+        while not slot.done.wait(timeout=0.25):
+            if progress is not None:
+                progress(slot.progress, slot.progress_text)
+
+    def _release(self, slot: _Slot) -> None:
+        with self._lock:
+            slot.users -= 1
+            evicted = self._evict_idle()
+        if evicted:
+            return_freed_memory()  # now, not at some later collection
+
+    def _evict_idle(self) -> int:
+        """Drop least recently used idle models until at most max_models remain. Caller holds the lock."""
+        evicted = 0
+        for source in list(self._slots):
+            if len(self._slots) <= self.max_models:
+                break
+            slot = self._slots[source]
+            if slot.users == 0 and slot.done.is_set():
+                del self._slots[source]
+                evicted += 1
+        return evicted
+
+    def loaded_sources(self) -> list[ModelSource]:
+        """The models in memory, least recently used first."""
+        with self._lock:
+            return [source for source, slot in self._slots.items() if slot.loaded is not None]
+
+    def status(self, sources: Iterable[ModelSource]) -> list[ModelStatus]:
+        """The state of each of ``sources``, in their order."""
+        with self._lock:
+            slots = dict(self._slots)
+        statuses = []
+        for source in sources:
+            slot = slots.get(source)
+            disk_bytes = hub.cached_size_bytes(source)
+            if slot is not None and slot.loaded is not None:
+                state, progress = ModelState.IN_MEMORY, None
+            elif slot is not None:
+                state, progress = ModelState.LOADING, slot.progress
+            else:
+                state, progress = (ModelState.ON_DISK if disk_bytes else ModelState.NOT_DOWNLOADED), None
+            text = slot.progress_text if state is ModelState.LOADING else ""
+            users = slot.users if slot is not None else 0
+            statuses.append(ModelStatus(source, state, disk_bytes, progress, text, users))
+        return statuses
+
+    def preload(self, sources: Iterable[ModelSource]) -> threading.Thread:
+        """Load ``sources`` one after another in a background thread; failures are left for the request that asks."""
+        sources = tuple(sources)
+
+        def run() -> None:
+            for source in sources:
+                try:
+                    with self.use(source):
+                        pass
+                except (ModelUnavailableError, ModelLoadError):
+                    continue  # the UI reports it when someone picks the model
+
+        thread = threading.Thread(target=run, name="beit-demo-preload", daemon=True)
+        thread.start()
+        return thread

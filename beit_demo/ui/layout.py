@@ -1,0 +1,148 @@
+"""The page: tabs and components, each event wired right after its components with an explicit API name.
+
+What the events do is in `beit_demo.ui.handlers`; what the page says is in `beit_demo.ui.texts`.
+torch is imported on the first request, not here, so the page is served as soon as Gradio is up.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from beit_demo.catalog import CATALOG, DEFAULT_MODEL_KEY, get_entry
+from beit_demo.config import Settings
+from beit_demo.service import MAX_TOP_K, DemoService
+from beit_demo.ui import texts
+from beit_demo.ui.components import UploadedImage
+from beit_demo.ui.handlers import EXAMPLES_DIR, Handlers, example_samples
+
+UPLOAD_LIFETIME_S = 3600  # uploads and results are deleted this long after they arrive (checked every 10 min)
+COMPARE_DEFAULT = ("facemask-beit", "facemask-deit")
+_MODEL_CHOICES = [(entry.title, entry.key) for entry in CATALOG]
+
+
+def _classify_tab(handlers: Handlers, settings: Settings) -> gr.Dropdown:
+    default = get_entry(DEFAULT_MODEL_KEY)
+    with gr.Row():
+        with gr.Column(scale=1, min_width=300):
+            model_dropdown = gr.Dropdown(choices=_MODEL_CHOICES, value=default.key, label="Model")
+            model_card_markdown = gr.Markdown(texts.model_card(default))
+            image_input = UploadedImage(
+                type="filepath", sources=["upload", "webcam", "clipboard"], label="Image", height=320
+            )
+            top_k_slider = gr.Slider(1, MAX_TOP_K, value=5, step=1, label="Top-k predictions")
+            classify_button = gr.Button("Classify", variant="primary")
+            examples_dataset = gr.Dataset(
+                components=[gr.Image(type="filepath", visible=False)],
+                samples=example_samples(default),
+                label="Examples (click one)",
+                layout="gallery",
+            )
+        with gr.Column(scale=1, min_width=300):
+            predictions_label = gr.Label(label="Predictions")
+            status_markdown = gr.Markdown("")
+            with gr.Accordion("What the model sees", open=False):
+                model_input_image = gr.Image(label="The exact input after resizing and cropping", interactive=False)
+
+    classify_event = dict(
+        fn=handlers.classify,
+        inputs=[image_input, model_dropdown, top_k_slider],
+        outputs=[predictions_label, status_markdown, model_input_image],
+        concurrency_limit=settings.concurrency,
+        concurrency_id="classify",
+    )
+    classify_button.click(**classify_event, api_name="classify")
+    examples_dataset.click(
+        lambda sample: sample[0], inputs=examples_dataset, outputs=image_input, api_name=False
+    ).then(**classify_event, api_name=False)
+    model_dropdown.change(
+        handlers.select_model,
+        inputs=model_dropdown,
+        outputs=[model_card_markdown, examples_dataset, predictions_label, status_markdown, model_input_image],
+        api_name="select_model",
+    )
+    return model_dropdown
+
+
+def _compare_tab(handlers: Handlers, settings: Settings) -> None:
+    with gr.Row():
+        with gr.Column(scale=1, min_width=300):
+            compare_image_input = UploadedImage(
+                type="filepath", sources=["upload", "webcam", "clipboard"], label="Image", height=280
+            )
+            compare_models_checkboxes = gr.CheckboxGroup(
+                choices=_MODEL_CHOICES, value=list(COMPARE_DEFAULT), label="Models to compare"
+            )
+            compare_top_k_slider = gr.Slider(1, MAX_TOP_K, value=3, step=1, label="Top-k predictions")
+            compare_button = gr.Button("Compare", variant="primary")
+            gr.Examples(
+                examples=[
+                    [str(EXAMPLES_DIR / name)]
+                    for name in ("astronaut_face_mask.jpg", "astronaut_face.jpg", "chelsea.jpg")
+                ],
+                inputs=[compare_image_input],
+                label="Examples",
+            )
+        with gr.Column(scale=2, min_width=300):
+            compare_summary_markdown = gr.Markdown("")
+            with gr.Row():
+                compare_labels = [
+                    gr.Label(label=entry.title, visible=entry.key in COMPARE_DEFAULT, min_width=220)
+                    for entry in CATALOG
+                ]
+    compare_button.click(
+        handlers.compare,
+        inputs=[compare_image_input, compare_models_checkboxes, compare_top_k_slider],
+        outputs=[*compare_labels, compare_summary_markdown],
+        api_name="compare",
+        show_progress_on=[compare_summary_markdown],  # finished panels stay readable while others download
+        concurrency_limit=settings.concurrency,
+        concurrency_id="classify",
+    )
+
+
+def _models_tab(handlers: Handlers, settings: Settings) -> gr.Timer:
+    """The status panel; returns its refresh timer, which runs only while the tab is shown."""
+    gr.Markdown(texts.memory_note(settings))
+    models_dataframe = gr.Dataframe(
+        headers=texts.MODEL_TABLE_HEADERS,
+        value=handlers.model_table,
+        interactive=False,
+    )
+    models_timer = gr.Timer(2.0, active=False)
+    # Outside the queue: a status refresh must never wait behind, or crowd out, classification requests.
+    models_timer.tick(handlers.model_table, outputs=models_dataframe, api_name="model_status", queue=False)
+    with gr.Row():
+        prepare_dropdown = gr.Dropdown(choices=_MODEL_CHOICES, value=DEFAULT_MODEL_KEY, label="Model", scale=2)
+        prepare_button = gr.Button("Download and load now", scale=1)
+    prepare_markdown = gr.Markdown("")
+    prepare_button.click(
+        handlers.prepare, inputs=prepare_dropdown, outputs=[prepare_markdown, models_dataframe], api_name="load_model"
+    )
+    return models_timer
+
+
+def _timer_switch(active: bool):
+    return lambda: gr.Timer(active=active)
+
+
+def build_demo(service: DemoService) -> gr.Blocks:
+    """Build the Blocks app. Nothing is downloaded or loaded until a visitor (or a preload) asks."""
+    handlers, settings = Handlers(service), service.settings
+
+    with gr.Blocks(title="BEiT image classification demo", delete_cache=(600, UPLOAD_LIFETIME_S)) as demo:
+        gr.Markdown(
+            "# Image classification with BEiT and DeiT\n"
+            "Pick a model, upload, paste or snap a photo, and see what the model thinks it shows. "
+            "Share a link to a model with `?model=KEY`."
+        )
+        with gr.Tabs():
+            with gr.Tab("Classify") as classify_tab:
+                model_dropdown = _classify_tab(handlers, settings)
+            with gr.Tab("Compare models") as compare_tab:
+                _compare_tab(handlers, settings)
+            with gr.Tab("Models") as models_tab:
+                models_timer = _models_tab(handlers, settings)
+        for tab in (classify_tab, compare_tab, models_tab):
+            tab.select(_timer_switch(tab is models_tab), outputs=models_timer, api_name=False)
+        demo.load(handlers.model_from_url, inputs=None, outputs=model_dropdown, api_name=False)
+    return demo
