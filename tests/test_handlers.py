@@ -1,0 +1,181 @@
+"""The page's handlers, called in-process (no server): what each returns, and how errors reach the visitor."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pytest
+from gradio.utils import get_upload_folder
+from PIL import Image
+
+from beit_demo.catalog import CATALOG, get_entry
+from beit_demo.config import Settings
+from beit_demo.errors import DemoError
+from beit_demo.models.registry import ModelRegistry
+from beit_demo.service import MAX_TOP_K, DemoService
+from beit_demo.testing.hub_double import Fault
+from beit_demo.ui.handlers import Handlers, shows_errors
+from tests.conftest import PHOTOS
+
+PHOTO = str(PHOTOS / "chelsea.jpg")
+FACE_MASK_KEYS = ["facemask-beit", "facemask-deit"]
+
+
+class RecordedProgress:
+    """Stands in for `gr.Progress`, which reports only inside a running event: records what it is told."""
+
+    def __init__(self):
+        self.calls: list[tuple[float, str]] = []
+
+    def __call__(self, fraction: float, desc: str | None = None) -> None:
+        self.calls.append((fraction, desc))
+
+
+def make_handlers(**registry_args) -> Handlers:
+    settings = Settings()
+    return Handlers(DemoService(settings, ModelRegistry(settings.max_models, settings.precision, **registry_args)))
+
+
+def table_states(handlers: Handlers) -> dict[str, str]:
+    return {row[1]: row[2] for row in handlers.model_table()}
+
+
+def panels_by_title(outputs: list) -> dict[str, gr.Label]:
+    """The visible compare panels (all but the last output, the summary), by their model's title."""
+    return {panel.label.removesuffix(" (working...)"): panel for panel in outputs[:-1] if panel.visible}
+
+
+def test_classify_returns_the_scores_a_status_line_and_the_model_input():
+    entry = get_entry("facemask-deit")
+    progress = RecordedProgress()
+    scores, status, model_input = make_handlers().classify(PHOTO, entry.key, 2, progress)
+
+    assert list(scores) in (["Mask", "No Mask"], ["No Mask", "Mask"])
+    assert 0.999 < sum(scores.values()) <= 1.0001 and list(scores.values()) == sorted(scores.values(), reverse=True)
+    assert status.startswith(f"**{entry.title}**") and " ms · downloaded from the Hub" in status
+    assert model_input.startswith(get_upload_folder()) and model_input.endswith(".webp")
+    with Image.open(model_input) as view:
+        assert view.size == (224, 224) and view.mode == "RGB"
+    assert any(desc and desc.startswith(f"Downloading {entry.title}") for _, desc in progress.calls)
+
+
+def test_classify_caps_top_k_and_says_when_the_model_was_in_memory():
+    handlers = make_handlers()
+    handlers.classify(PHOTO, "fashion-mnist", 3, RecordedProgress())
+    scores, status, _ = handlers.classify(PHOTO, "fashion-mnist", MAX_TOP_K, RecordedProgress())
+    assert len(scores) == 10  # all the labels there are
+    assert status.endswith("model already in memory")
+
+
+def test_compare_shows_the_ticked_models_as_they_finish_those_in_memory_first():
+    handlers = make_handlers()
+    beit, deit = (get_entry(key) for key in FACE_MASK_KEYS)
+    handlers.prepare(deit.key, RecordedProgress())  # in memory: it answers first
+    outputs = list(handlers.compare(PHOTO, FACE_MASK_KEYS, 2, RecordedProgress()))
+
+    assert len(outputs) == 3  # before any model, after the first, after the second
+    assert len(outputs[0]) == len(CATALOG) + 1
+    first, after_deit, done = (panels_by_title(output) for output in outputs)
+    assert set(first) == set(done) == {beit.title, deit.title}  # only the ticked models have a panel
+    assert all(not panel.value and panel.label.endswith("(working...)") for panel in first.values())
+    assert after_deit[deit.title].value and not after_deit[beit.title].value
+    assert all(panel.label == title and panel.value for title, panel in done.items())
+    summary = outputs[-1][-1]
+    assert beit.title in summary and deit.title in summary and "working..." not in summary
+    assert "model already in memory" in summary and "downloaded from the Hub" in summary
+    assert "**face-mask** models" in summary and "on the top-1 label." in summary
+
+
+def test_compare_keeps_the_other_models_when_one_fails(hub_double):
+    beit, deit = (get_entry(key) for key in FACE_MASK_KEYS)
+    hub_double.inject(Fault("status", path_contains=beit.repo_id, status=404, error_code="RepoNotFound"))
+    done = list(make_handlers().compare(PHOTO, FACE_MASK_KEYS, 2, RecordedProgress()))[-1]
+    panels = panels_by_title(done)
+    assert panels[deit.title].value and not panels[beit.title].value
+    failed_row = next(line for line in done[-1].splitlines() if line.startswith(f"| {beit.title} |"))
+    assert "was not found on the Hub" in failed_row
+
+
+def test_the_model_table_follows_a_model_from_the_hub_into_memory():
+    handlers = make_handlers()
+    assert set(table_states(handlers).values()) == {"not downloaded"}
+    message, rows = handlers.prepare("fashion-mnist", RecordedProgress())
+    assert message.startswith(get_entry("fashion-mnist").title + " is ready (downloaded from the Hub")
+    states = {row[1]: row for row in rows}
+    assert states["fashion-mnist"][2] == "in memory" and states["fashion-mnist"][3].endswith(" MB")
+    assert [row[1] for row in rows] == [entry.key for entry in CATALOG]
+    assert table_states(handlers) == {row[1]: row[2] for row in rows}
+
+
+def test_select_model_gives_the_card_and_examples_and_clears_the_old_answer():
+    entry = get_entry("fashion-mnist")
+    card, examples, scores, status, model_input = make_handlers().select_model(entry.key)
+    assert card.startswith(f"### {entry.title}") and entry.repo_id in card
+    assert [sample[0].rsplit("/", 1)[-1] for sample in examples.raw_samples] == list(entry.examples)
+    assert (scores, status, model_input) == (None, "", None)
+
+
+@pytest.mark.parametrize(
+    ("call", "fragment"),
+    [
+        pytest.param(
+            lambda h: h.classify(PHOTO, "resnet50", 5, RecordedProgress()), "Valid models:", id="unknown_key"
+        ),
+        pytest.param(lambda h: h.classify(None, "fashion-mnist", 5, RecordedProgress()), "Upload", id="no_image"),
+        pytest.param(
+            lambda h: h.classify(PHOTO, "fashion-mnist", "many", RecordedProgress()), "Top-k", id="top_k_not_a_number"
+        ),
+        pytest.param(
+            lambda h: h.classify(b"plain text", "fashion-mnist", 5, RecordedProgress()),
+            "not a supported image",
+            id="not_an_image",
+        ),
+        pytest.param(lambda h: h.select_model("resnet50"), "Valid models:", id="select_unknown_key"),
+        pytest.param(lambda h: h.prepare("resnet50", RecordedProgress()), "Valid models:", id="prepare_unknown_key"),
+        pytest.param(lambda h: list(h.compare(PHOTO, [], 3, RecordedProgress())), "Tick", id="compare_nothing"),
+        pytest.param(
+            lambda h: list(h.compare(PHOTO, ["resnet50"], 3, RecordedProgress())),
+            "Valid models:",
+            id="compare_unknown",
+        ),
+    ],
+)
+def test_a_visitor_mistake_becomes_a_gradio_error_with_the_sentence(call, fragment):
+    with pytest.raises(gr.Error) as caught:
+        call(make_handlers())
+    assert fragment in caught.value.message and caught.value.message.endswith(".")
+
+
+def test_a_hub_failure_reaches_the_visitor_as_the_hub_sentence(hub_double):
+    entry = get_entry("facemask-beit")
+    hub_double.inject(Fault("status", path_contains=entry.repo_id, status=401, error_code="GatedRepo"))
+    with pytest.raises(gr.Error) as caught:
+        make_handlers().classify(PHOTO, entry.key, 2, RecordedProgress())
+    assert caught.value.message.startswith(f"{entry.title} ({entry.repo_id}) is gated on the Hub")
+
+
+def test_any_new_demo_error_is_converted_without_a_ui_edit_and_other_errors_stay_hidden():
+    class BrandNewError(DemoError):
+        pass
+
+    def handler(kind: str):
+        raise BrandNewError("Something new went wrong: try again.") if kind == "ours" else KeyError("internal detail")
+
+    def generator_handler(kind: str):
+        yield "started"
+        handler(kind)
+
+    for wrapped in (shows_errors(handler), lambda kind: list(shows_errors(generator_handler)(kind))):
+        with pytest.raises(gr.Error) as caught:
+            wrapped("ours")
+        assert caught.value.message == "Something new went wrong: try again."
+        with pytest.raises(KeyError) as hidden:  # Gradio shows its generic error for these, not their text
+            wrapped("a bug")
+        assert not isinstance(hidden.value, gr.Error)
+
+
+def test_a_bug_in_a_loader_is_not_shown_to_the_visitor():
+    def broken_loader(source, precision, progress):
+        raise ZeroDivisionError("a traceback detail")
+
+    with pytest.raises(ZeroDivisionError):
+        make_handlers(loader=broken_loader).classify(PHOTO, "fashion-mnist", 3, RecordedProgress())
