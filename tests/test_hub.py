@@ -4,6 +4,8 @@ import pytest
 
 from beit_demo import hub
 from beit_demo.catalog import CATALOG, CheckpointFormat, get_entry
+from beit_demo.models.registry import ModelRegistry
+from beit_demo.testing.checkpoints import catalog_repos
 
 TRANSFORMERS_SPECS = [spec for spec in CATALOG if spec.source.checkpoint_format is CheckpointFormat.TRANSFORMERS]
 NEEDED = {"config.json", "preprocessor_config.json", "model.safetensors", "pytorch_model.bin"}
@@ -38,6 +40,17 @@ def test_a_bin_only_repo_is_fetched_as_bin_and_never_its_training_args(hub_doubl
     assert (fetched.directory / "pytorch_model.bin").is_file()
     assert not (fetched.directory / "model.safetensors").exists()
     assert hub_double.count(repo_id=spec.repo_id, filename="training_args.bin") == 0
+
+
+def test_the_imagenet_22k_repo_loads_from_its_bin_and_its_flax_weights_are_never_requested(hub_double):
+    spec = get_entry("beit-in22k")
+    served = catalog_repos("tiny")[spec.repo_id]
+    assert {"pytorch_model.bin", "flax_model.msgpack"} <= set(served) and "model.safetensors" not in served
+    with ModelRegistry().use(spec.source) as loaded:
+        assert len(loaded.labels) == spec.num_labels
+    requested = requested_files(hub_double, spec.repo_id)
+    assert {"config.json", "preprocessor_config.json", "pytorch_model.bin"} <= requested <= NEEDED
+    assert hub_double.count(repo_id=spec.repo_id, filename="flax_model.msgpack") == 0
 
 
 def test_second_fetch_comes_from_the_cache_without_any_request(hub_double):

@@ -496,7 +496,7 @@ def test_command_line_serves_the_catalog_until_terminated(tmp_path: Path) -> Non
 
 def test_label_sets() -> None:
     assert FACE_MASK_LABELS == ("No Mask", "Mask")
-    assert FASHION_MNIST_LABELS[0] == "T-shirt/top" and FASHION_MNIST_LABELS[-1] == "Ankle boot"
+    assert FASHION_MNIST_LABELS[0] == "T - shirt / top" and FASHION_MNIST_LABELS[-1] == "Ankle boot"
     assert len(FASHION_MNIST_LABELS) == 10
     labels = imagenet22k_style_labels()
     assert len(labels) == 21841 and len(set(labels)) == 21841
@@ -571,6 +571,7 @@ def test_catalog_repos_are_shaped_like_the_real_ones() -> None:
         "config.json",
         "preprocessor_config.json",
         "pytorch_model.bin",
+        "flax_model.msgpack",
         "README.md",
         ".gitattributes",
     }
@@ -584,6 +585,7 @@ def test_catalog_repos_are_shaped_like_the_real_ones() -> None:
     assert deit_config["id2label"] == {"0": "No Mask", "1": "Mask"}
     fashion = json.loads(repos["thilinadj/image_classification_tdj_fashion-mnist"]["config.json"])
     assert list(fashion["id2label"].values()) == list(FASHION_MNIST_LABELS)
+    assert fashion["id2label"]["0"] == "T - shirt / top"  # the real config's spelling
     for files in repos.values():
         assert sum(len(content) for content in files.values()) < 8_000_000
 

@@ -54,7 +54,7 @@ def test_labels_come_from_the_checkpoint_config():
     with ModelRegistry().use(source("facemask-deit")) as loaded:
         assert loaded.labels == ("No Mask", "Mask")
     with ModelRegistry().use(source("fashion-mnist")) as loaded:
-        assert loaded.labels[0] == "T-shirt/top" and loaded.labels[9] == "Ankle boot"
+        assert loaded.labels[0] == "T - shirt / top" and loaded.labels[9] == "Ankle boot"
 
 
 def test_eight_simultaneous_requests_cause_one_download_and_one_load(hub_double):

@@ -24,8 +24,9 @@ Size = Literal["tiny", "base"]
 Weights = Literal["safetensors", "bin"]
 
 FACE_MASK_LABELS: tuple[str, ...] = ("No Mask", "Mask")
+# As thilinadj/image_classification_tdj_fashion-mnist's config.json spells them (label 0 has spaces).
 FASHION_MNIST_LABELS: tuple[str, ...] = (
-    "T-shirt/top",
+    "T - shirt / top",
     "Trouser",
     "Pullover",
     "Dress",
@@ -141,11 +142,18 @@ def catalog_repos(size: Size = "tiny") -> dict[str, dict[str, bytes]]:
     return repos
 
 
+# The real repo holds a 410 MB Flax checkpoint beside the weights we load: the demo must never fetch it.
+FLAX_STAND_IN = b"a stand-in for flax_model.msgpack: never to be downloaded\n"
+
+
+def _imagenet22k_beit(size: Size) -> dict[str, bytes]:
+    """config, legacy preprocessor, pytorch_model.bin and the Flax weights; no Trainer files (the original release)."""
+    files = beit_files(imagenet22k_style_labels(), size=size, weights="bin", legacy_preprocessor=True)
+    return {**files, "flax_model.msgpack": FLAX_STAND_IN}
+
+
 _CATALOG_BUILDERS: dict[str, Callable[[Size], dict[str, bytes]]] = {
-    # config, legacy preprocessor and pytorch_model.bin; no Trainer files (converted from the original release)
-    "microsoft/beit-base-patch16-224-pt22k-ft22k": lambda size: beit_files(
-        imagenet22k_style_labels(), size=size, weights="bin", legacy_preprocessor=True
-    ),
+    "microsoft/beit-base-patch16-224-pt22k-ft22k": _imagenet22k_beit,
     "AkshatSurolia/BEiT-FaceMask-Finetuned": lambda size: beit_files(
         FACE_MASK_LABELS, size=size, weights="bin", legacy_preprocessor=True, training_args=True, seed=1
     ),
