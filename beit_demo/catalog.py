@@ -68,6 +68,8 @@ class CatalogEntry:
     input_size: int = 224  # side of the square the model sees, after its processor resizes/crops
     metrics: tuple[Metric, ...] = ()
     examples: tuple[str, ...] = ()  # file names under examples/, best first
+    classifies_faces: bool = False  # trained on face crops: the demo finds the faces in a photo first
+    input_adapter: str = ""  # names the step that makes a photo look like the training data (inference/adapters.py)
 
     @property
     def repo_id(self) -> str:
@@ -107,12 +109,13 @@ CATALOG: tuple[CatalogEntry, ...] = (
         source=ModelSource("AkshatSurolia/BEiT-FaceMask-Finetuned"),
         architecture="BeitForImageClassification",
         recognises="Whether a face wears a mask (2 classes).",
-        expected_input="A close-up of one face, roughly centred.",
+        expected_input="A close-up of one face, or a photo of people: the demo finds each face and classifies it.",
         num_labels=2,
         license="apache-2.0",
         label_space="face-mask",
         metrics=(Metric("eval accuracy", 0.975, "model card, Face-Mask18K evaluation split"),),
         examples=("astronaut_face_mask.jpg", "astronaut_face.jpg", "astronaut.jpg"),
+        classifies_faces=True,
     ),
     CatalogEntry(
         key="facemask-deit",
@@ -120,12 +123,13 @@ CATALOG: tuple[CatalogEntry, ...] = (
         source=ModelSource("AkshatSurolia/DeiT-FaceMask-Finetuned"),
         architecture="DeiTForImageClassification (fine-tuned from facebook/deit-base-distilled-patch16-224)",
         recognises="Whether a face wears a mask (2 classes: No Mask, Mask).",
-        expected_input="A close-up of one face, roughly centred.",
+        expected_input="A close-up of one face, or a photo of people: the demo finds each face and classifies it.",
         num_labels=2,
         license="not stated here: check the model card before reuse",
         label_space="face-mask",
         metrics=(Metric("eval accuracy", 0.9894, "model card, Face-Mask18K evaluation split"),),
         examples=("astronaut_face_mask.jpg", "astronaut_face.jpg", "astronaut.jpg"),
+        classifies_faces=True,
     ),
     CatalogEntry(
         key="fashion-mnist",
@@ -134,8 +138,8 @@ CATALOG: tuple[CatalogEntry, ...] = (
         architecture="BeitForImageClassification",
         recognises="10 Fashion-MNIST garment classes (T-shirt/top, Trouser, ..., Ankle boot).",
         expected_input=(
-            "A single garment, white on a black background, like the 28 x 28 grayscale Fashion-MNIST tiles; "
-            "ordinary photos give arbitrary answers."
+            "A single garment, like the 28 x 28 grayscale Fashion-MNIST tiles (white on black). A product photo is "
+            "turned into such a tile first, unless you untick the adaptation."
         ),
         num_labels=10,
         license="not stated here: check the model card before reuse",
@@ -145,7 +149,11 @@ CATALOG: tuple[CatalogEntry, ...] = (
             "fashion_1_trouser.png",
             "fashion_7_sneaker.png",
             "fashion_9_ankle_boot.png",
+            "fashion_product_sneaker.jpg",
+            "fashion_product_dress.jpg",
+            "fashion_product_bag.jpg",
         ),
+        input_adapter="fashion-mnist",
     ),
 )
 

@@ -62,7 +62,7 @@ def load_image(
         _decode(image)
         _apply_exif_orientation(image)
         rgb = to_rgb(image)
-    return rgb if min_size is None else _reduce(rgb, min_size)
+    return rgb if min_size is None else shrink(rgb, min_size)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -172,7 +172,7 @@ def _rescale_to_l(image: Image.Image, low: float, high: float) -> Image.Image:
     return rescaled
 
 
-def _reduce(image: Image.Image, min_size: int) -> Image.Image:
-    """Shrink by the largest integer factor that keeps both sides >= min_size (a box filter, cheap)."""
+def shrink(image: Image.Image, min_size: int) -> Image.Image:
+    """Shrink by the largest integer factor that keeps both sides >= min_size (a box filter, cheap); never enlarges."""
     factor = min(image.width // min_size, image.height // min_size)
     return image.reduce(factor) if factor >= 2 else image

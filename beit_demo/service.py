@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -19,14 +19,17 @@ from PIL import Image
 from beit_demo.catalog import CATALOG, CatalogEntry, get_entry
 from beit_demo.config import Settings
 from beit_demo.errors import DemoError, ImageLoadError, InvalidRequestError
-from beit_demo.images import load_image
+from beit_demo.hub import ProgressCallback
+from beit_demo.images import load_image, shrink
+from beit_demo.inference.adapters import ADAPTERS
 from beit_demo.inference.batching import BatchingClassifier
+from beit_demo.inference.faces import FoundFaces, JudgedFace, find_faces, judge_faces
+from beit_demo.models.face_detector import shared_detector
 from beit_demo.models.loaded import LoadedModel
 from beit_demo.models.registry import ModelRegistry, ModelStatus
 
-# Called with (fraction done in [0, 1], a short description) while a model downloads or loads.
-Progress = Callable[[float, str], None]
 MAX_TOP_K = 20  # more rows than this are unreadable in a label list
+DEFAULT_FACE_SCORE = 0.5  # the detector's own threshold in MediaPipe; 9 of 9 faces in the test scenes, no false ones
 ImageInput = str | bytes | None  # a path or the file's bytes, as a front end receives it
 
 
@@ -50,15 +53,41 @@ class Classification:
     precision: str
     origin: WeightsOrigin
     model_input: Image.Image | None  # what the model saw, when asked for
+    adapter: str = ""  # the input adapter that ran first (its name in `ADAPTERS`), if any
+
+
+@dataclass(frozen=True)
+class FaceReport:
+    """The faces of one photo as one face-mask model judges them."""
+
+    entry: CatalogEntry
+    photo: Image.Image  # the upload at full resolution, after EXIF orientation: the boxes are in its pixels
+    faces: tuple[JudgedFace, ...]  # best face score first
+    found: FoundFaces
+    min_face_score: float
+    whole_photo: dict[str, float] | None  # the model's answer for the whole photo, when no face was found
+    seconds: float
+    device: str
+    precision: str
+    origin: WeightsOrigin
 
 
 @dataclass(frozen=True)
 class CompareOutcome:
-    """One model's part in a comparison: its answer, or the sentence saying why there is none."""
+    """One model's part in a comparison: its answer (face by face for a face model), or why there is none."""
 
     entry: CatalogEntry
     classification: Classification | None
     error: str = ""
+    faces: FaceReport | None = None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A comparison as it stands: the models asked for, and the outcomes of those finished so far."""
+
+    entries: tuple[CatalogEntry, ...]  # in the order asked for
+    outcomes: dict[str, CompareOutcome]  # catalog key -> outcome
 
 
 @dataclass(frozen=True)
@@ -67,6 +96,21 @@ class CatalogStatus:
 
     entry: CatalogEntry
     status: ModelStatus
+
+
+def parse_face_score(value: float | str | None) -> float:
+    """A minimum face score from a front end, in 0..1.
+
+    Raises:
+        InvalidRequestError: not a number between 0 and 1.
+    """
+    try:
+        score = float(value)
+    except (TypeError, ValueError):
+        score = float("nan")
+    if not 0.0 <= score <= 1.0:  # NaN fails too
+        raise InvalidRequestError("The minimum face score must be a number from 0 to 1.")
+    return score
 
 
 def parse_top_k(value: float | str | None) -> int:
@@ -94,8 +138,8 @@ class DemoService:
         self.registry = registry or ModelRegistry(settings.max_models, settings.precision)
         self.batcher = BatchingClassifier(settings.max_batch)
 
-    def decode(self, image: ImageInput, input_size: int) -> Image.Image:
-        """Decode an upload for a model that sees ``input_size`` pixels a side.
+    def decode(self, image: ImageInput, input_size: int | None) -> Image.Image:
+        """Decode an upload for a model that sees ``input_size`` pixels a side (None: at full resolution).
 
         Raises:
             InvalidRequestError: no image was given.
@@ -104,72 +148,140 @@ class DemoService:
         if image is None:
             raise InvalidRequestError("Upload, paste or snap a photo first.")
         try:
-            return load_image(image, max_pixels=self.settings.max_pixels, min_size=2 * input_size)
+            min_size = None if input_size is None else 2 * input_size
+            return load_image(image, max_pixels=self.settings.max_pixels, min_size=min_size)
         except FileNotFoundError:  # front ends delete old uploads
             raise ImageLoadError("The image is no longer on the server (uploads expire): upload it again.") from None
 
     @contextmanager
-    def _borrow(self, entry: CatalogEntry, progress: Progress | None) -> Iterator[tuple[LoadedModel, WeightsOrigin]]:
+    def _borrow(
+        self, entry: CatalogEntry, progress: ProgressCallback | None
+    ) -> Iterator[tuple[LoadedModel, WeightsOrigin]]:
         """Borrow ``entry``'s model from the registry; yields it and where its weights came from."""
         in_memory = entry.source in self.registry.loaded_sources()
         with self.registry.use(entry.source, progress) as loaded:
             yield loaded, WeightsOrigin(in_memory, loaded.downloaded, loaded.load_seconds)
 
     def _classify_decoded(
-        self, entry: CatalogEntry, picture: Image.Image, top_k: int, progress: Progress | None, with_input: bool
+        self,
+        entry: CatalogEntry,
+        picture: Image.Image,
+        top_k: int,
+        progress: ProgressCallback | None,
+        with_input: bool,
+        adapt: bool = True,
     ) -> Classification:
         started = time.perf_counter()
+        adapter = entry.input_adapter if adapt else ""
+        if adapter:
+            picture = ADAPTERS[adapter](picture)
         with self._borrow(entry, progress) as (loaded, origin):
             prediction = self.batcher.classify(loaded, picture, top_k)
             seconds = time.perf_counter() - started
             model_input = _model_input(loaded, prediction.pixel_values) if with_input else None
-        return Classification(entry, prediction.scores, seconds, loaded.device, loaded.precision, origin, model_input)
+        return Classification(
+            entry, prediction.scores, seconds, loaded.device, loaded.precision, origin, model_input, adapter
+        )
 
     def classify(
-        self, image: ImageInput, model_key: str, top_k: float | str | None = 5, progress: Progress | None = None
+        self,
+        image: ImageInput,
+        model_key: str,
+        top_k: float | str | None = 5,
+        progress: ProgressCallback | None = None,
+        adapt: bool = True,
     ) -> Classification:
         """Top-k predictions of one catalog model for one image, with the input the model saw.
 
+        Args:
+            adapt: run the model's input adapter first, if it has one (the Fashion-MNIST look).
+
         Raises:
-            DemoError: a bad model key, top-k or image, or a model that cannot be fetched or loaded.
+            DemoError: a bad model key, top-k or image, an image the adapter finds nothing in, or a model that
+                cannot be fetched or loaded.
         """
         entry = get_entry(model_key)
         k = parse_top_k(top_k)
-        return self._classify_decoded(entry, self.decode(image, entry.input_size), k, progress, with_input=True)
+        picture = self.decode(image, entry.input_size)
+        return self._classify_decoded(entry, picture, k, progress, with_input=True, adapt=adapt)
+
+    def detect_faces(
+        self,
+        image: ImageInput,
+        model_key: str,
+        min_face_score: float | str | None = 0.5,
+        progress: ProgressCallback | None = None,
+    ) -> FaceReport:
+        """Find every face in a photo and classify each with a face-mask model (all faces in one forward pass).
+
+        Raises:
+            DemoError: a model that does not classify faces, a bad score or image, or a model that cannot load.
+        """
+        entry = _face_entry(model_key)
+        score = parse_face_score(min_face_score)
+        photo = self.decode(image, None)
+        return self._judge_faces(entry, photo, find_faces(shared_detector(), photo, score), score, progress)
+
+    def _judge_faces(
+        self,
+        entry: CatalogEntry,
+        photo: Image.Image,
+        found: FoundFaces,
+        min_face_score: float,
+        progress: ProgressCallback | None,
+    ) -> FaceReport:
+        started = time.perf_counter()
+        with self._borrow(entry, progress) as (loaded, origin):
+            faces = tuple(judge_faces(self.batcher, loaded, photo, found))
+            whole_photo = None
+            if not faces:  # say what the model makes of the photo instead
+                picture = shrink(photo, 2 * entry.input_size)
+                whole_photo = self.batcher.classify(loaded, picture, len(loaded.labels)).scores
+        seconds = time.perf_counter() - started
+        return FaceReport(
+            entry, photo, faces, found, min_face_score, whole_photo, seconds, loaded.device, loaded.precision, origin
+        )
 
     def compare(
         self,
         image: ImageInput,
         model_keys: Sequence[str] | None,
         top_k: float | str | None = 3,
-        progress: Progress | None = None,
-    ) -> Iterator[dict[str, CompareOutcome]]:
+        progress: ProgressCallback | None = None,
+    ) -> Iterator[Comparison]:
         """Run several catalog models on one image, models already in memory first.
 
-        Yields the outcomes so far (key -> outcome) before the first model runs and after each one, so a front
-        end can show fast answers while slow models download. One model failing does not stop the others: its
-        outcome holds the sentence instead.
+        Yields the comparison before the first model runs and after each one, so a front end can show fast
+        answers while slow models download. One model failing does not stop the others: its
+        outcome holds the sentence instead. The faces are found once, and every face-mask model judges the same ones.
 
         Raises:
             DemoError: no model ticked, a bad key, top-k or image (before any model runs).
         """
-        entries = [get_entry(key) for key in model_keys or []]
+        entries = tuple(get_entry(key) for key in model_keys or [])
         if not entries:
             raise InvalidRequestError("Tick at least one model to compare.")
         k = parse_top_k(top_k)
         picture = self.decode(image, max(entry.input_size for entry in entries))
+        if any(entry.classifies_faces for entry in entries):
+            photo = self.decode(image, None)
+            found = find_faces(shared_detector(), photo, DEFAULT_FACE_SCORE)
         in_memory = set(self.registry.loaded_sources())
         outcomes: dict[str, CompareOutcome] = {}
-        yield dict(outcomes)
+        yield Comparison(entries, dict(outcomes))
         for entry in sorted(entries, key=lambda entry: entry.source not in in_memory):
             try:
-                classification = self._classify_decoded(entry, picture, k, progress, with_input=False)
-                outcomes[entry.key] = CompareOutcome(entry, classification)
+                if entry.classifies_faces:
+                    report = self._judge_faces(entry, photo, found, DEFAULT_FACE_SCORE, progress)
+                    outcomes[entry.key] = CompareOutcome(entry, None, faces=report)
+                else:
+                    classification = self._classify_decoded(entry, picture, k, progress, with_input=False)
+                    outcomes[entry.key] = CompareOutcome(entry, classification)
             except DemoError as err:
                 outcomes[entry.key] = CompareOutcome(entry, None, str(err))
-            yield dict(outcomes)
+            yield Comparison(entries, dict(outcomes))
 
-    def prepare(self, model_key: str, progress: Progress | None = None) -> WeightsOrigin:
+    def prepare(self, model_key: str, progress: ProgressCallback | None = None) -> WeightsOrigin:
         """Download and load a catalog model ahead of use; says where its weights came from.
 
         Raises:
@@ -187,6 +299,14 @@ class DemoService:
     def preload(self, model_keys: Sequence[str]) -> threading.Thread:
         """Load catalog models in the background, one after another (failures wait for a request to report them)."""
         return self.registry.preload(get_entry(key).source for key in model_keys)
+
+
+def _face_entry(model_key: str) -> CatalogEntry:
+    entry = get_entry(model_key)
+    if not entry.classifies_faces:
+        face_keys = ", ".join(candidate.key for candidate in CATALOG if candidate.classifies_faces)
+        raise InvalidRequestError(f"{entry.title} does not classify faces: pick one of {face_keys}.")
+    return entry
 
 
 def _model_input(loaded: LoadedModel, pixel_values: object) -> Image.Image:

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from beit_demo.catalog import CATALOG, DEFAULT_MODEL_KEY, CatalogEntry, CheckpointFormat, get_entry
 from beit_demo.testing.app_process import APP_COMMAND, serve
 from benchmarks.clock import QuietClock
@@ -368,11 +370,109 @@ def _throughput(clients: list[Any], args: dict[str, Any], clock: QuietClock) -> 
     }
 
 
+# -- faces ---------------------------------------------------------------------------------------------------------
+
+
+FACE_MODEL = "facemask-deit"
+
+
+def _face_mosaic(scene: Image.Image, boxes: list, count: int) -> Image.Image:
+    """A photo with ``count`` faces in a grid, cut from ``scene`` around its detected ``boxes``."""
+    from beit_demo.inference.faces import crop_box
+
+    crops = [scene.crop(crop_box(box, scene.width, scene.height)).resize((200, 200)) for box in boxes]
+    columns = max(1, round(count**0.5))
+    rows = -(-count // columns)
+    mosaic = Image.new("RGB", (columns * 300, rows * 300), "white")
+    for index in range(count):
+        mosaic.paste(crops[index % len(crops)], ((index % columns) * 300 + 50, (index // columns) * 300 + 50))
+    return mosaic
+
+
+def faces(args: dict[str, Any]) -> dict[str, Any]:
+    """Find + classify faces against one plain classify of the same photo; detection alone; faces per second."""
+    from beit_demo.catalog import get_entry
+    from beit_demo.config import Settings
+    from beit_demo.models.face_detector import shared_detector
+    from beit_demo.service import DemoService
+
+    clock = QuietClock()
+    service = DemoService(Settings.from_env())
+    scene_path = args["scene"]
+    scene = Image.open(scene_path).convert("RGB")
+    for _ in range(args["warmup"]):  # loads the model and the detector
+        service.detect_faces(scene_path, FACE_MODEL)
+        service.classify(scene_path, FACE_MODEL, 2)
+    timings: dict[str, list[float]] = {"faces": [], "classify": []}
+    for _ in range(args["photo_rounds"] * 5):
+        timings["faces"].append(clock.time(lambda: service.detect_faces(scene_path, FACE_MODEL))[0])
+        timings["classify"].append(clock.time(lambda: service.classify(scene_path, FACE_MODEL, 2))[0])
+    detector = shared_detector()
+    boxes = [face.box for face in detector.detect(scene)]
+    big = scene.resize((4800, 2510), Image.Resampling.BICUBIC)  # 12.0 MP in the scene's own aspect
+    big_path = Path(args["work"]) / "faces-12mp.jpg"
+    big.save(big_path, quality=90)
+    decoded = Image.open(big_path).convert("RGB")
+    detect, whole = [], []
+    for _ in range(args["photo_rounds"] * 5):
+        detect.append(clock.time(lambda: detector.detect(decoded))[0])
+        whole.append(clock.time(lambda: detector.detect(decoded, quarters=False))[0])
+    faces_per_s = {}
+    for count in (1, 4, 16):
+        mosaic = _face_mosaic(scene, boxes, count)
+        path = Path(args["work"]) / f"faces-{count}.png"
+        mosaic.save(path)
+        seconds = [clock.time(lambda path=path: service.detect_faces(str(path), FACE_MODEL))[0] for _ in range(3)]
+        found = len(service.detect_faces(str(path), FACE_MODEL).faces)
+        faces_per_s[f"{count} ({found} found)"] = found / statistics.median(seconds)
+    return {
+        "title": get_entry(FACE_MODEL).title,
+        "scene_size": f"{scene.width} x {scene.height}",
+        "faces_ms": _median_ms(timings["faces"]),
+        "classify_ms": _median_ms(timings["classify"]),
+        "detect_12mp_ms": _median_ms(detect),
+        "detect_12mp_whole_ms": _median_ms(whole),
+        "faces_per_s": faces_per_s,
+        "clock": clock.record(),
+    }
+
+
+# -- adapters ------------------------------------------------------------------------------------------------------
+
+
+def adapters(args: dict[str, Any]) -> dict[str, Any]:
+    """The Fashion-MNIST adapter on a 12 MP product photo: decoded in full, and as the app decodes it."""
+    from PIL import ImageOps
+
+    from beit_demo import images
+    from beit_demo.inference.adapters import fashion_mnist_look
+
+    clock = QuietClock()
+    garment = ImageOps.invert(Image.open(args["tile"]).convert("L")).resize((2400, 2400), Image.Resampling.BICUBIC)
+    photo = Image.new("L", (4243, 2828), 238)
+    photo.paste(garment, (1500, 300))
+    path = Path(args["work"]) / "product-12mp.jpg"
+    photo.convert("RGB").save(path, quality=90)
+    full = images.load_image(path, max_pixels=_max_pixels())
+    decoded = images.load_image(path, max_pixels=_max_pixels(), min_size=448)  # as the app does for a 224 px model
+    rounds = args["photo_rounds"] * 10
+    full_times = [clock.time(lambda: fashion_mnist_look(full))[0] for _ in range(rounds)]
+    decoded_times = [clock.time(lambda: fashion_mnist_look(decoded))[0] for _ in range(rounds)]
+    return {
+        "full_ms": _median_ms(full_times),
+        "decoded_ms": _median_ms(decoded_times),
+        "decoded_size": f"{decoded.width} x {decoded.height}",
+        "clock": clock.record(),
+    }
+
+
 WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "prepare": prepare,
     "inference": inference,
     "memory": memory,
     "http": http,
+    "faces": faces,
+    "adapters": adapters,
 }
 
 

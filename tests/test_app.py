@@ -9,7 +9,7 @@ from PIL import Image
 
 from beit_demo.catalog import get_entry
 from beit_demo.testing.checkpoints import FASHION_MNIST_LABELS
-from tests.conftest import PHOTOS, running_app
+from tests.conftest import DATA, PHOTOS, running_app
 
 pytestmark = pytest.mark.app
 
@@ -76,7 +76,8 @@ def test_compare_two_face_mask_models_and_the_status_panel(tmp_path):
     assert all({row["label"] for row in panel["confidences"]} == {"Mask", "No Mask"} for panel in filled)
     assert beit.title in summary and deit.title in summary
     assert "model already in memory" in summary  # the DeiT was loaded ahead by /load_model
-    assert "**face-mask** models" in summary and ("agree on" in summary or "disagree" in summary)
+    # The astronaut photo shows one face: both face models judge that face, and the summary says if they agree.
+    assert "1 face: " in summary and "**Face by face**" in summary and "The face models agree on " in summary
 
 
 def test_preloading_starts_after_the_page_answers(tmp_path, hub_double):
@@ -99,3 +100,24 @@ def test_preloading_starts_after_the_page_answers(tmp_path, hub_double):
     assert first[spec.key] != "in memory"
     assert state[spec.key] == "in memory"
     assert {key for key, value in state.items() if value == "in memory"} == {spec.key}
+
+
+def test_detect_faces_over_http(tmp_path):
+    entry = get_entry("facemask-beit")
+    with running_app(tmp_path) as app:
+        client = Client(app.url, verbose=False)
+        try:
+            annotated, faces, summary = client.predict(
+                handle_file(str(DATA / "face-mask" / "scene_1.jpg")), entry.key, 0.5, api_name="/detect_faces"
+            )
+            with pytest.raises(AppError, match="does not classify faces"):
+                client.predict(handle_file(str(PHOTOS / "chelsea.jpg")), "beit-in22k", 0.5, api_name="/detect_faces")
+        finally:
+            client.close()
+    assert len(faces["faces"]) == 3 and summary.startswith("3 faces: ")
+    for face in faces["faces"]:
+        assert set(face) == {"box", "label", "probability", "face_score"} and face["label"] in {"Mask", "No Mask"}
+        x0, y0, x1, y1 = face["box"]
+        assert 0 <= x0 < x1 <= 824 and 0 <= y0 < y1 <= 431  # pixels of the upload
+    assert len(annotated["annotations"]) == 3
+    assert {box["label"] for box in annotated["annotations"]} <= {"Mask", "No Mask"}

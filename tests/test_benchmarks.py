@@ -108,6 +108,10 @@ def test_the_smoke_run_prints_every_row_and_writes_the_table(tmp_path):
         "HTTP round trip through app.py",
         "throughput, 8 concurrent clients",
         'app.py answers / vs python -c "import gradio"',
+        "find + classify the 3 faces of a 824 x 431 photo vs one plain classify",
+        "face detection alone (whole + 4 quarters) on a 12 MP JPEG",
+        "faces per second (find + classify) with 1 / 4 / 16 faces",
+        "Fashion-MNIST adapter on a 12 MP product photo",
     ):
         assert needle in table, needle
     assert "Smoke run" in table

@@ -22,7 +22,7 @@ from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from beit_demo.catalog import get_entry
 from beit_demo.testing.checkpoints import FASHION_MNIST_LABELS
-from tests.conftest import HUB, PHOTOS, REPO_ROOT, RunningApp, running_app
+from tests.conftest import DATA, HUB, PHOTOS, REPO_ROOT, RunningApp, running_app
 from tests.image_corpus import build_corpus
 
 pytestmark = pytest.mark.browser
@@ -134,7 +134,7 @@ def visible_tab(page: Page) -> Locator:
 
 def upload(scope: Locator, path: Path) -> None:
     """Choose a file in the image input of ``scope``, as a person does with the file picker."""
-    scope.locator("input[data-testid=file-upload]").set_input_files(path)
+    scope.get_by_test_id("image").locator("input[data-testid=file-upload]").first.set_input_files(path)
     expect(scope.get_by_label("Remove Image")).to_be_visible()
 
 
@@ -146,6 +146,12 @@ def block(scope: Locator, label: str) -> Locator:
 
 def prediction_rows(scope: Locator) -> Locator:
     return scope.locator("[data-testid$='-confidence-set']")
+
+
+def classify_the_whole_photo(panel: Locator) -> None:
+    """Untick "Find faces first" (on by default for the face-mask models), so Classify runs on the whole photo."""
+    panel.get_by_label("Find faces first").uncheck()
+    expect(panel.get_by_role("button", name="Classify", exact=True)).to_be_visible()
 
 
 def row_label(row: Locator) -> str:
@@ -253,6 +259,7 @@ def test_webcam_capture_then_classify_sees_the_camera_frame(open_page, webcam_fr
     page.wait_for_function("() => [...document.querySelectorAll('video')].some((video) => video.readyState >= 2)")
     panel.get_by_label("capture photo").click()
     expect(panel.get_by_label("Remove Image")).to_be_visible()  # the capture is uploaded
+    classify_the_whole_photo(panel)
     top_label = classify(panel)
 
     expect(prediction_rows(panel)).to_have_count(2)
@@ -296,6 +303,7 @@ def test_a_bad_file_shows_an_error_and_the_next_good_upload_still_works(open_pag
     cases = {case.name: case for case in build_corpus(tmp_path / "corpus")}
     page = open_page("?model=facemask-beit")
     panel = visible_tab(page)
+    classify_the_whole_photo(panel)
 
     for name in ("text", "truncated_jpeg"):
         upload(panel, cases[name].path)
@@ -325,7 +333,7 @@ def test_compare_runs_every_ticked_model_and_fills_each_panel_as_it_is_ready(ope
         panel.get_by_role("button", name="Compare", exact=True).click()
         # While one model downloads, its progress shows and the models already finished have their row.
         expect(page.get_by_text(f"Downloading {downloading.title}").first).to_be_visible(timeout=MODEL_LOAD_MS)
-        expect(panel.get_by_role("row").filter(has_text=downloading.title)).to_contain_text("working...")
+        expect(panel.get_by_role("row").filter(has_text=downloading.title).first).to_contain_text("working...")
         expect(panel.get_by_role("row").filter(has_text=re.compile(r"\d+ ms")).first).to_be_visible()
         expect(panel.get_by_text("working...")).to_have_count(0, timeout=MODEL_LOAD_MS)
     finally:
@@ -337,17 +345,20 @@ def test_compare_runs_every_ticked_model_and_fills_each_panel_as_it_is_ready(ope
         result = block(panel, spec.title)
         expect(result.get_by_test_id("label-output-value")).to_be_visible()
         expect(prediction_rows(result)).to_have_count(2 if spec.label_space == "face-mask" else 3)
-        summary_row = panel.get_by_role("row").filter(has_text=spec.title)
+        summary_row = panel.get_by_role("row").filter(has_text=spec.title).first  # the summary table comes first
         expect(summary_row).to_contain_text(re.compile(r"\d+ ms"))
         expect(summary_row).to_contain_text(WEIGHT_SOURCES)
-    expect(panel.get_by_role("row").filter(has_text=downloading.title)).to_contain_text("downloaded from the Hub")
+    expect(panel.get_by_role("row").filter(has_text=downloading.title).first).to_contain_text(
+        "downloaded from the Hub"
+    )
     face_mask_tops = {
         block(panel, spec.title).get_by_test_id("label-output-value").inner_text()
         for spec in chosen
         if spec.label_space == "face-mask"
     }
-    verdict = "agree on" if len(face_mask_tops) == 1 else "disagree"
-    expect(panel.get_by_text(re.compile(rf"face-mask models .* {verdict}"))).to_be_visible()
+    # The photo shows one face: the face models judge that face, each panel showing the share of faces per label.
+    agreed = 1 if len(face_mask_tops) == 1 else 0
+    expect(panel.get_by_text(f"The face models agree on {agreed} of 1 face.")).to_be_visible()
     expect(block(panel, get_entry("beit-in22k").title)).to_be_hidden()  # not ticked, no panel
 
 
@@ -377,8 +388,11 @@ def test_a_phone_sized_screen_has_no_sideways_scrolling_and_every_control_in_rea
     page = open_page("?model=facemask-beit", viewport=PHONE, is_mobile=True, has_touch=True)
     panel = visible_tab(page)
     upload(panel, PHOTOS / "astronaut.jpg")
-    classify(panel)
-    expect(prediction_rows(panel).first).to_be_in_viewport()  # scrolled to by the click, below the controls
+    panel.get_by_role("button", name="Find faces and classify").click()
+    summary = panel.get_by_text(re.compile(r"^1 face: "))
+    expect(summary).to_be_visible(timeout=MODEL_LOAD_MS)
+    summary.scroll_into_view_if_needed()
+    expect(block(panel, "Faces").locator("img")).to_have_count(2)  # the photo and the box on its one face
     save_screenshot(page, "phone-classify")
     assert page_scroll_width(page) == (PHONE["width"], PHONE["width"])
     assert sideways_overflow(page) == []
@@ -404,6 +418,7 @@ def test_readme_screenshot_is_the_real_page_after_a_real_classification(open_pag
     page = open_page(f"?model={spec.key}")
     panel = visible_tab(page)
     upload(panel, PHOTOS / "astronaut.jpg")  # public domain, unlike the face-mask photos (see their CREDITS.md)
+    classify_the_whole_photo(panel)
     top_label = classify(panel)
     assert top_label.inner_text() in FACE_MASK_LABELS
     seen = model_view(page, panel)
@@ -419,3 +434,52 @@ def test_readme_screenshot_is_the_real_page_after_a_real_classification(open_pag
     assert README_SCREENSHOT.is_file(), "make it with: BEIT_DEMO_UPDATE_SCREENSHOT=1 pytest tests/test_browser.py"
     with Image.open(README_SCREENSHOT) as committed:
         assert committed.format == "PNG" and committed.width == DESKTOP["width"]
+
+
+def test_a_face_model_finds_each_face_and_draws_a_labelled_box_on_it(open_page):
+    page = open_page("?model=facemask-beit")
+    panel = visible_tab(page)
+    expect(panel.get_by_label("Find faces first")).to_be_checked()
+    expect(panel.get_by_role("button", name="Classify", exact=True)).to_be_hidden()
+    upload(panel, DATA / "face-mask" / "scene_1.jpg")  # test data only: its copyright is unclear, never on the page
+    panel.get_by_role("button", name="Find faces and classify").click()
+
+    expect(panel.get_by_text(re.compile(r"^3 faces: "))).to_be_visible(timeout=MODEL_LOAD_MS)
+    faces = block(panel, "Faces")
+    # The photo, then one box per face, each drawn over it as a mask image of the photo's size.
+    expect(faces.locator("img")).to_have_count(4)
+    boxes = [shown_image(page, image) for image in faces.locator("img").all()[1:]]
+    assert all(box.size == (824, 431) for box in boxes)
+    legend = {button.inner_text().strip() for button in faces.get_by_role("button").all()} & FACE_MASK_LABELS
+    assert legend and legend <= FACE_MASK_LABELS
+    expect(panel.get_by_role("row").filter(has_text="[")).to_have_count(3)  # the per-face table, boxes as [x0, ...]
+    expect(prediction_rows(panel)).to_have_count(0)  # the whole-photo answer is not shown
+
+    classify_the_whole_photo(panel)  # and back: the plain path on the same photo
+    top_label = classify(panel)
+    assert top_label.inner_text() in FACE_MASK_LABELS
+
+
+def test_the_fashion_model_adapts_a_product_photo_and_the_toggle_turns_it_off(open_page):
+    spec = get_entry("fashion-mnist")
+    page = open_page(f"?model={spec.key}")
+    panel = visible_tab(page)
+    adapt = panel.get_by_label("Adapt the photo to the model's training style")
+    expect(adapt).to_be_checked()
+    expect(panel.get_by_label("Find faces first")).to_be_hidden()
+    upload(panel, REPO_ROOT / "examples" / "fashion_product_sneaker.jpg")  # a dark sneaker on a light backdrop
+    classify(panel)
+    expect(panel.get_by_text(re.compile(r"photo adapted to the Fashion-MNIST look"))).to_be_visible()
+    adapted_view = model_view(page, panel)
+    # The model sees a light garment on black: the view's border is black, its centre is not.
+    assert ImageStat.Stat(adapted_view.convert("L").crop((0, 0, 224, 8))).mean[0] < 5
+
+    view_image = block(panel, "The exact input after resizing and cropping").locator("img")
+    adapted_src = view_image.get_attribute("src")
+    adapt.uncheck()
+    top_label = classify(panel)  # the button in view now classifies the photo as it is
+    expect(view_image).not_to_have_attribute("src", adapted_src)  # the new answer has arrived
+    assert top_label.inner_text() in FASHION_LABELS
+    expect(panel.get_by_text(re.compile(rf"{re.escape(spec.title)}.*\d+ ms"))).not_to_contain_text("adapted")
+    as_is_view = shown_image(page, view_image)
+    assert ImageStat.Stat(as_is_view.convert("L").crop((0, 0, 224, 8))).mean[0] > 200  # the light backdrop

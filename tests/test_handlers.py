@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import gradio as gr
 import pytest
 from gradio.utils import get_upload_folder
@@ -10,11 +12,13 @@ from PIL import Image
 from beit_demo.catalog import CATALOG, get_entry
 from beit_demo.config import Settings
 from beit_demo.errors import DemoError
+from beit_demo.inference.adapters import ADAPTER_TITLES
 from beit_demo.models.registry import ModelRegistry
 from beit_demo.service import MAX_TOP_K, DemoService
 from beit_demo.testing.hub_double import Fault
-from beit_demo.ui.handlers import Handlers, shows_errors
-from tests.conftest import PHOTOS
+from beit_demo.ui import texts
+from beit_demo.ui.handlers import ANNOTATED_SIDE, Handlers, shows_errors
+from tests.conftest import DATA, PHOTOS
 
 PHOTO = str(PHOTOS / "chelsea.jpg")
 FACE_MASK_KEYS = ["facemask-beit", "facemask-deit"]
@@ -63,7 +67,7 @@ def test_classify_caps_top_k_and_says_when_the_model_was_in_memory():
     handlers.classify(PHOTO, "fashion-mnist", 3, RecordedProgress())
     scores, status, _ = handlers.classify(PHOTO, "fashion-mnist", MAX_TOP_K, RecordedProgress())
     assert len(scores) == 10  # all the labels there are
-    assert status.endswith("model already in memory")
+    assert status.endswith("model already in memory · photo adapted to " + ADAPTER_TITLES["fashion-mnist"])
 
 
 def test_compare_shows_the_ticked_models_as_they_finish_those_in_memory_first():
@@ -179,3 +183,63 @@ def test_a_bug_in_a_loader_is_not_shown_to_the_visitor():
 
     with pytest.raises(ZeroDivisionError):
         make_handlers(loader=broken_loader).classify(PHOTO, "fashion-mnist", 3, RecordedProgress())
+
+
+SCENE = str(DATA / "face-mask" / "scene_1.jpg")  # three faces, one of them masked
+
+
+def test_detect_faces_gives_the_annotated_photo_the_faces_and_a_summary():
+    (photo_path, boxes), faces, summary = make_handlers().detect_faces(SCENE, "facemask-deit", 0.5, RecordedProgress())
+    with Image.open(photo_path) as shown, Image.open(SCENE) as original:
+        assert shown.size == original.size  # small enough to send back as it is
+    assert [box for box, _ in boxes] == [tuple(face["box"]) for face in faces["faces"]]
+    assert [label for _, label in boxes] == [face["label"] for face in faces["faces"]]
+    assert len(faces["faces"]) == 3 and summary.startswith("3 faces: ") and summary.endswith(".")
+    assert [row[0] for row in texts.face_rows(faces)] == [1, 2, 3]
+
+
+def test_a_big_photo_comes_back_smaller_with_its_boxes_scaled():
+    big = Image.open(SCENE).resize((3296, 1724))
+    buffer = io.BytesIO()
+    big.save(buffer, "JPEG", quality=90)
+    (photo_path, boxes), faces, _ = make_handlers().detect_faces(
+        buffer.getvalue(), "facemask-deit", 0.5, RecordedProgress()
+    )
+    with Image.open(photo_path) as shown:
+        assert max(shown.size) == ANNOTATED_SIDE
+        scale = shown.width / big.width
+    for (box, _), face in zip(boxes, faces["faces"], strict=True):
+        assert box == tuple(round(value * scale) for value in face["box"])
+
+
+def test_an_example_runs_what_the_button_in_view_runs():
+    handlers = make_handlers()
+    as_faces = handlers.classify_example(SCENE, "facemask-deit", 2, True, True, 0.5)
+    assert as_faces[:3] == (gr.skip(), gr.skip(), gr.skip()) and as_faces[5].startswith("3 faces")
+    as_photo = handlers.classify_example(SCENE, "facemask-deit", 2, False, True, 0.5)
+    assert set(as_photo[0]) == {"Mask", "No Mask"} and as_photo[3:] == (gr.skip(), gr.skip(), gr.skip())
+    adapted = handlers.classify_example(SCENE, "fashion-mnist", 2, True, True, 0.5)  # not a face model
+    assert len(adapted[0]) == 2 and adapted[3:] == (gr.skip(), gr.skip(), gr.skip()) and "adapted" in adapted[1]
+    as_is = handlers.classify_example(SCENE, "fashion-mnist", 2, True, False, 0.5)
+    assert len(as_is[0]) == 2 and "adapted" not in as_is[1]
+
+
+def test_compare_judges_the_same_faces_with_both_face_models():
+    outputs = list(make_handlers().compare(SCENE, FACE_MASK_KEYS, 2, RecordedProgress()))[-1]
+    panels, summary = panels_by_title(outputs), outputs[-1]
+    for panel in panels.values():  # the share of the three faces given each label
+        shares = [row["confidence"] for row in panel.value["confidences"]]
+        assert {row["label"] for row in panel.value["confidences"]} == {"Mask", "No Mask"}
+        assert sum(shares) == pytest.approx(1) and all(
+            share * 3 == pytest.approx(round(share * 3)) for share in shares
+        )
+    assert summary.count("3 faces: ") == 2 and "**Face by face**" in summary
+    assert len([line for line in summary.splitlines() if line.startswith(("| 1 |", "| 2 |", "| 3 |"))]) == 3
+    assert "The face models agree on " in summary and "of 3 faces." in summary
+
+
+def test_a_face_mistake_becomes_a_gradio_error():
+    with pytest.raises(gr.Error, match="does not classify faces"):
+        make_handlers().detect_faces(SCENE, "beit-in22k", 0.5, RecordedProgress())
+    with pytest.raises(gr.Error, match="from 0 to 1"):
+        make_handlers().detect_faces(SCENE, "facemask-deit", 2, RecordedProgress())

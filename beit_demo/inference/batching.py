@@ -20,14 +20,16 @@ if TYPE_CHECKING:
 
 @dataclass
 class _Job:
-    image: Image.Image
+    """One request: its images (one photo, or the face crops of one photo) and what it wants back."""
+
+    images: list[Image.Image]
     top_k: int
-    result: Prediction | None = None
+    results: list[Prediction] | None = None
     error: BaseException | None = None
 
     @property
     def finished(self) -> bool:
-        return self.result is not None or self.error is not None
+        return self.results is not None or self.error is not None
 
 
 class BatchingClassifier:
@@ -39,7 +41,8 @@ class BatchingClassifier:
     by side just fight over the cores, while one batched pass uses them better.
 
     Args:
-        max_batch: most images in one forward pass (bounds the memory a pass can take).
+        max_batch: most images in one forward pass, from several requests (bounds the memory a pass can take).
+            A request of more images than this (the faces of one photo) still runs whole, in a pass of its own.
     """
 
     def __init__(self, max_batch: int = 8):
@@ -50,7 +53,11 @@ class BatchingClassifier:
 
     def classify(self, loaded: LoadedModel, image: Image.Image, top_k: int = 5) -> Prediction:
         """Classify one image, batched with whatever else is waiting for the same model."""
-        job = _Job(image, top_k)
+        return self.classify_together(loaded, [image], top_k)[0]
+
+    def classify_together(self, loaded: LoadedModel, images: list[Image.Image], top_k: int = 5) -> list[Prediction]:
+        """Classify several images of one request in one forward pass (with others waiting, if they fit)."""
+        job = _Job(list(images), top_k)
         with self._pending_lock:
             self._pending.setdefault(id(loaded), []).append(job)
         while not job.finished:
@@ -59,12 +66,17 @@ class BatchingClassifier:
                     self._run_batch(loaded, self._take(loaded))
         if job.error is not None:
             raise job.error
-        return job.result
+        return job.results
 
     def _take(self, loaded: LoadedModel) -> list[_Job]:
+        """The oldest waiting job, and the next ones while the pass stays within max_batch images."""
         with self._pending_lock:
             queue = self._pending[id(loaded)]
-            batch, queue[:] = queue[: self.max_batch], queue[self.max_batch :]
+            count, images = 1, len(queue[0].images)
+            while count < len(queue) and images + len(queue[count].images) <= self.max_batch:
+                images += len(queue[count].images)
+                count += 1
+            batch, queue[:] = queue[:count], queue[count:]
             if not queue:
                 del self._pending[id(loaded)]
         return batch
@@ -73,11 +85,15 @@ class BatchingClassifier:
     def _run_batch(loaded: LoadedModel, batch: list[_Job]) -> None:
         from beit_demo.inference.classify import classify  # imports torch: on the first request, not at start-up
 
+        images = [image for job in batch for image in job.images]
+        top_ks = [job.top_k for job in batch for _ in job.images]
         try:
-            predictions = classify(loaded, [job.image for job in batch], [job.top_k for job in batch])
+            predictions = classify(loaded, images, top_ks)
         except BaseException as err:  # every waiting request gets the failure, none hangs
             for job in batch:
                 job.error = err
             return
-        for job, prediction in zip(batch, predictions, strict=True):
-            job.result = prediction
+        start = 0
+        for job in batch:
+            job.results = predictions[start : start + len(job.images)]
+            start += len(job.images)

@@ -11,6 +11,7 @@ import functools
 import inspect
 import uuid
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 
 import gradio as gr
@@ -19,10 +20,30 @@ from PIL import Image
 
 from beit_demo.catalog import CATALOG, DEFAULT_MODEL_KEY, CatalogEntry, get_entry
 from beit_demo.errors import DemoError
-from beit_demo.service import DemoService, ImageInput, Progress
+from beit_demo.hub import ProgressCallback
+from beit_demo.service import Comparison, DemoService, FaceReport, ImageInput
 from beit_demo.ui import texts
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "examples"
+ANNOTATED_SIDE = 1024  # the annotated photo is sent back at most this large (the faces JSON has full-size boxes)
+
+
+class ClassifyMode(StrEnum):
+    """What the Classify tab's button runs (each mode has its own button, so /classify keeps its three inputs)."""
+
+    PLAIN = "classify"  # the model on the photo, through its input adapter if it has one
+    AS_IS = "as is"  # a model with an input adapter, on the photo as it is ("Adapt ..." unticked)
+    FACES = "faces"  # a face model, face by face ("Find faces first" ticked)
+
+
+def classify_mode(model_key: str, find_faces: bool, adapt: bool) -> ClassifyMode:
+    """The mode the Classify tab is in for this model and these two ticks."""
+    entry = next((entry for entry in CATALOG if entry.key == model_key), None)
+    if entry is not None and entry.classifies_faces and find_faces:
+        return ClassifyMode.FACES
+    if entry is not None and entry.input_adapter and not adapt:
+        return ClassifyMode.AS_IS
+    return ClassifyMode.PLAIN
 
 
 def shows_errors(handler: Callable) -> Callable:
@@ -53,20 +74,33 @@ def example_samples(entry: CatalogEntry) -> list[list[str]]:
     return [[str(EXAMPLES_DIR / name)] for name in entry.examples if (EXAMPLES_DIR / name).is_file()]
 
 
-def _progress_reporter(progress: gr.Progress) -> Progress:
+def _progress_reporter(progress: gr.Progress) -> ProgressCallback:
     return lambda fraction, text: progress(fraction, desc=text)
 
 
-def _save_model_input(view: Image.Image) -> str:
-    """Save the model's view under a name of its own in Gradio's cache, and return the path."""
+def _save_image(image: Image.Image, folder: str, suffix: str, **options) -> str:
+    """Save an output image under a name of its own in Gradio's cache, and return the path."""
     # Given the image itself, Gradio names the file after its content and rewrites it in place, so two requests with
-    # the same view would rewrite the file one of their clients is downloading.
-    directory = Path(get_upload_folder()) / "model-views"
+    # the same output would rewrite the file one of their clients is downloading.
+    directory = Path(get_upload_folder()) / folder
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{uuid.uuid4().hex}.webp"
-    # Lossless keeps the exact pixels; method 0 encodes in ~2 ms instead of ~50 ms for a slightly larger file.
-    view.save(path, "WEBP", lossless=True, method=0)
+    path = directory / f"{uuid.uuid4().hex}{suffix}"
+    image.save(path, **options)
     return str(path)
+
+
+def _save_model_input(view: Image.Image) -> str:
+    # Lossless keeps the exact pixels; method 0 encodes in ~2 ms instead of ~50 ms for a slightly larger file.
+    return _save_image(view, "model-views", ".webp", format="WEBP", lossless=True, method=0)
+
+
+def _annotated_photo(report: FaceReport) -> tuple[str, list[tuple[tuple[int, int, int, int], str]]]:
+    """The photo, at most ANNOTATED_SIDE px a side, with a box per face labelled with the model's answer."""
+    photo = report.photo.copy()
+    photo.thumbnail((ANNOTATED_SIDE, ANNOTATED_SIDE))
+    scale = photo.width / report.photo.width
+    boxes = [(tuple(round(value * scale) for value in face.box), face.label) for face in report.faces]
+    return _save_image(photo, "faces", ".jpg", format="JPEG", quality=90), boxes
 
 
 class Handlers:
@@ -78,8 +112,32 @@ class Handlers:
     @shows_errors
     def classify(self, image: ImageInput, model_key: str, top_k: float, progress=gr.Progress()):  # noqa: B008
         """Top-k predictions of one model for one image, a status line, and the model's view of the image."""
-        result = self.service.classify(image, model_key, top_k, _progress_reporter(progress))
+        return self._classify(image, model_key, top_k, progress, adapt=True)
+
+    @shows_errors
+    def classify_as_is(self, image: ImageInput, model_key: str, top_k: float, progress=gr.Progress()):  # noqa: B008
+        """As `classify`, without the model's input adapter."""
+        return self._classify(image, model_key, top_k, progress, adapt=False)
+
+    def _classify(self, image: ImageInput, model_key: str, top_k: float, progress: gr.Progress, adapt: bool):
+        result = self.service.classify(image, model_key, top_k, _progress_reporter(progress), adapt=adapt)
         return result.scores, texts.status_line(result), _save_model_input(result.model_input)
+
+    @shows_errors
+    def detect_faces(self, image: ImageInput, model_key: str, min_face_score: float, progress=gr.Progress()):  # noqa: B008
+        """Find every face, classify each: the annotated photo, the faces as JSON, and a one-line summary."""
+        report = self.service.detect_faces(image, model_key, min_face_score, _progress_reporter(progress))
+        return _annotated_photo(report), texts.faces_json(report), texts.face_summary(report)
+
+    def classify_example(
+        self, image: str, model_key: str, top_k: float, find_faces: bool, adapt: bool, min_face_score: float
+    ):
+        """An example was clicked: run what the button in view runs (faces first for a face model)."""
+        mode = classify_mode(model_key, find_faces, adapt)
+        if mode is ClassifyMode.FACES:
+            return gr.skip(), gr.skip(), gr.skip(), *self.detect_faces(image, model_key, min_face_score)
+        run = self.classify if mode is ClassifyMode.PLAIN else self.classify_as_is
+        return *run(image, model_key, top_k), gr.skip(), gr.skip(), gr.skip()
 
     @shows_errors
     def select_model(self, model_key: str):
@@ -96,22 +154,25 @@ class Handlers:
     @shows_errors
     def compare(self, image: ImageInput, model_keys: list[str], top_k: float, progress=gr.Progress()):  # noqa: B008
         """Run several models on one image; yields as each finishes, so fast ones show while others download."""
-        entries = [get_entry(key) for key in model_keys or []]
-        for outcomes in self.service.compare(image, model_keys, top_k, _progress_reporter(progress)):
-            yield self._compare_outputs(entries, outcomes)
+        for comparison in self.service.compare(image, model_keys, top_k, _progress_reporter(progress)):
+            yield self._compare_outputs(comparison)
 
     @staticmethod
-    def _compare_outputs(entries: list[CatalogEntry], outcomes: dict) -> list:
+    def _compare_outputs(comparison: Comparison) -> list:
         """One `gr.Label` update per catalog model (shown only for those ticked), then the summary."""
-        chosen = {entry.key for entry in entries}
+        chosen = {entry.key for entry in comparison.entries}
         panels = []
         for entry in CATALOG:
-            outcome = outcomes.get(entry.key)
+            outcome = comparison.outcomes.get(entry.key)
             finished = outcome is not None or entry.key not in chosen
-            scores = outcome.classification.scores if outcome and outcome.classification else None
+            scores = None
+            if outcome and outcome.classification:
+                scores = outcome.classification.scores
+            elif outcome and outcome.faces:
+                scores = texts.face_shares(outcome.faces)
             caption = texts.compare_caption(entry, finished)
             panels.append(gr.Label(value=scores, label=caption, visible=entry.key in chosen))
-        return [*panels, texts.compare_summary(entries, outcomes)]
+        return [*panels, texts.compare_summary(comparison)]
 
     def model_table(self) -> list[list]:
         """One row per catalog model: where it is and how big it is on disk."""

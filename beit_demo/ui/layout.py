@@ -10,13 +10,15 @@ import gradio as gr
 
 from beit_demo.catalog import CATALOG, DEFAULT_MODEL_KEY, get_entry
 from beit_demo.config import Settings
-from beit_demo.service import MAX_TOP_K, DemoService
+from beit_demo.service import DEFAULT_FACE_SCORE, MAX_TOP_K, DemoService
 from beit_demo.ui import texts
 from beit_demo.ui.components import UploadedImage
-from beit_demo.ui.handlers import EXAMPLES_DIR, Handlers, example_samples
+from beit_demo.ui.handlers import EXAMPLES_DIR, ClassifyMode, Handlers, classify_mode, example_samples
 
 UPLOAD_LIFETIME_S = 3600  # uploads and results are deleted this long after they arrive (checked every 10 min)
 COMPARE_DEFAULT = ("facemask-beit", "facemask-deit")
+# Boxes on the annotated photo, by label: the face-mask checkpoints' own label names.
+FACE_COLOURS = {"Mask": "#2e7d32", "No Mask": "#c62828", "with_mask": "#2e7d32", "without_mask": "#c62828"}
 _MODEL_CHOICES = [(entry.title, entry.key) for entry in CATALOG]
 
 
@@ -30,7 +32,19 @@ def _classify_tab(handlers: Handlers, settings: Settings) -> gr.Dropdown:
                 type="filepath", sources=["upload", "webcam", "clipboard"], label="Image", height=320
             )
             top_k_slider = gr.Slider(1, MAX_TOP_K, value=5, step=1, label="Top-k predictions")
-            classify_button = gr.Button("Classify", variant="primary")
+            with gr.Row(visible=default.classifies_faces) as face_options_row:
+                find_faces_checkbox = gr.Checkbox(value=True, label="Find faces first", min_width=140)
+                min_face_score_slider = gr.Slider(
+                    0, 1, value=DEFAULT_FACE_SCORE, step=0.05, label="Minimum face score", min_width=160
+                )
+            adapt_checkbox = gr.Checkbox(
+                value=True, label="Adapt the photo to the model's training style", visible=bool(default.input_adapter)
+            )
+            mode = classify_mode(default.key, True, True)
+            # One button per mode, so that /classify keeps its three inputs whatever the ticks say.
+            classify_button = gr.Button("Classify", variant="primary", visible=mode is ClassifyMode.PLAIN)
+            classify_as_is_button = gr.Button("Classify", variant="primary", visible=mode is ClassifyMode.AS_IS)
+            faces_button = gr.Button("Find faces and classify", variant="primary", visible=mode is ClassifyMode.FACES)
             examples_dataset = gr.Dataset(
                 components=[gr.Image(type="filepath", visible=False)],
                 samples=example_samples(default),
@@ -38,10 +52,18 @@ def _classify_tab(handlers: Handlers, settings: Settings) -> gr.Dropdown:
                 layout="gallery",
             )
         with gr.Column(scale=1, min_width=300):
-            predictions_label = gr.Label(label="Predictions")
-            status_markdown = gr.Markdown("")
-            with gr.Accordion("What the model sees", open=False):
-                model_input_image = gr.Image(label="The exact input after resizing and cropping", interactive=False)
+            with gr.Group(visible=default.classifies_faces) as faces_group:
+                faces_annotated_image = gr.AnnotatedImage(label="Faces", color_map=FACE_COLOURS, height=360)
+                faces_summary_markdown = gr.Markdown("")
+                faces_dataframe = gr.Dataframe(headers=texts.FACE_TABLE_HEADERS, interactive=False, wrap=True)
+                faces_json = gr.JSON(visible=False)
+            with gr.Group(visible=not default.classifies_faces) as predictions_group:
+                predictions_label = gr.Label(label="Predictions")
+                status_markdown = gr.Markdown("")
+                with gr.Accordion("What the model sees", open=False):
+                    model_input_image = gr.Image(
+                        label="The exact input after resizing and cropping", interactive=False
+                    )
 
     classify_event = dict(
         fn=handlers.classify,
@@ -51,16 +73,66 @@ def _classify_tab(handlers: Handlers, settings: Settings) -> gr.Dropdown:
         concurrency_id="classify",
     )
     classify_button.click(**classify_event, api_name="classify")
+    classify_as_is_button.click(**{**classify_event, "fn": handlers.classify_as_is}, api_name=False)
+    faces_outputs = [faces_annotated_image, faces_json, faces_summary_markdown]
+    faces_button.click(
+        handlers.detect_faces,
+        inputs=[image_input, model_dropdown, min_face_score_slider],
+        outputs=faces_outputs,
+        api_name="detect_faces",
+        concurrency_limit=settings.concurrency,
+        concurrency_id="classify",
+    )
+    faces_json.change(texts.face_rows, inputs=faces_json, outputs=faces_dataframe, api_name=False, queue=False)
     examples_dataset.click(
         lambda sample: sample[0], inputs=examples_dataset, outputs=image_input, api_name=False
-    ).then(**classify_event, api_name=False)
+    ).then(
+        handlers.classify_example,
+        inputs=[image_input, model_dropdown, top_k_slider, find_faces_checkbox, adapt_checkbox, min_face_score_slider],
+        outputs=[predictions_label, status_markdown, model_input_image, *faces_outputs],
+        api_name=False,
+        concurrency_limit=settings.concurrency,
+        concurrency_id="classify",
+    )
     model_dropdown.change(
         handlers.select_model,
         inputs=model_dropdown,
         outputs=[model_card_markdown, examples_dataset, predictions_label, status_markdown, model_input_image],
         api_name="select_model",
     )
+    gr.on(
+        [model_dropdown.change, find_faces_checkbox.change, adapt_checkbox.change],
+        _mode_updates,
+        inputs=[model_dropdown, find_faces_checkbox, adapt_checkbox],
+        outputs=[
+            face_options_row,
+            adapt_checkbox,
+            classify_button,
+            classify_as_is_button,
+            faces_button,
+            faces_group,
+            predictions_group,
+        ],
+        api_name=False,
+        queue=False,
+    )
     return model_dropdown
+
+
+def _mode_updates(model_key: str, find_faces: bool, adapt: bool) -> list:
+    """Show the controls the model has (face search, adapter), the button of the mode, and its results."""
+    entry = get_entry(model_key)
+    mode = classify_mode(model_key, find_faces, adapt)
+    faces = mode is ClassifyMode.FACES
+    return [
+        gr.Row(visible=entry.classifies_faces),
+        gr.Checkbox(visible=bool(entry.input_adapter)),
+        gr.Button(visible=mode is ClassifyMode.PLAIN),
+        gr.Button(visible=mode is ClassifyMode.AS_IS),
+        gr.Button(visible=faces),
+        gr.Group(visible=faces),
+        gr.Group(visible=not faces),
+    ]
 
 
 def _compare_tab(handlers: Handlers, settings: Settings) -> None:

@@ -5,12 +5,15 @@ Kept apart from the layout and the handlers so each can be read, and tested, on 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 from beit_demo.catalog import CatalogEntry
 from beit_demo.config import Settings
+from beit_demo.inference.adapters import ADAPTER_TITLES
+from beit_demo.inference.faces import MIN_FACE_SIDE, JudgedFace, wears_mask
 from beit_demo.models.registry import ModelState
-from beit_demo.service import CatalogStatus, Classification, CompareOutcome, WeightsOrigin
+from beit_demo.service import CatalogStatus, Classification, CompareOutcome, Comparison, FaceReport, WeightsOrigin
 
 MODEL_TABLE_HEADERS = ["model", "key", "state", "on disk", "requests using it"]
 _COMPARE_HEADER = ["| model | top-1 | probability | time | weights |", "|---|---|---|---|---|"]
@@ -39,10 +42,11 @@ def weights_source(origin: WeightsOrigin) -> str:
 
 
 def status_line(result: Classification) -> str:
-    """One line saying which model answered, on what, how fast, and where the weights came from."""
+    """One line saying which model answered, on what, how fast, where the weights came from, and any adapter."""
+    adapted = f" · photo adapted to {ADAPTER_TITLES[result.adapter]}" if result.adapter else ""
     return (
         f"**{result.entry.title}** · {result.device} · {result.precision} · {result.seconds * 1000:.0f} ms · "
-        f"{weights_source(result.origin)}"
+        f"{weights_source(result.origin)}{adapted}"
     )
 
 
@@ -56,16 +60,23 @@ def compare_caption(entry: CatalogEntry, finished: bool) -> str:
     return entry.title if finished else f"{entry.title} (working...)"
 
 
-def compare_summary(entries: Sequence[CatalogEntry], outcomes: dict[str, CompareOutcome]) -> str:
+def compare_summary(comparison: Comparison) -> str:
     """A Markdown table of each model's top-1, time and weights, then whether models of one label space agree."""
     lines = [*_COMPARE_HEADER]
-    for entry in entries:
-        outcome = outcomes.get(entry.key)
+    for entry in comparison.entries:
+        outcome = comparison.outcomes.get(entry.key)
         lines.append(f"| {entry.title} | {_compare_cells(outcome) if outcome else 'working... | | |'} |")
-    return "\n".join(lines + _agreement_lines(entries, outcomes))
+    return "\n".join(lines + _agreement_lines(comparison) + _face_by_face_lines(comparison))
 
 
 def _compare_cells(outcome: CompareOutcome) -> str:
+    if outcome.faces is not None:
+        report = outcome.faces
+        timing = f"{report.seconds * 1000:.0f} ms | {weights_source(report.origin)}"
+        if report.faces:
+            return f"{_count_faces(report.faces)} | — | {timing}"
+        label, probability = next(iter(report.whole_photo.items()))
+        return f"no face found; whole photo: {label} | {probability:.1%} | {timing}"
     result = outcome.classification
     if result is None:
         return f"— | — | — | {outcome.error}"
@@ -73,22 +84,51 @@ def _compare_cells(outcome: CompareOutcome) -> str:
     return f"{top_label} | {top_score:.1%} | {result.seconds * 1000:.0f} ms | {weights_source(result.origin)}"
 
 
-def _agreement_lines(entries: Sequence[CatalogEntry], outcomes: dict[str, CompareOutcome]) -> list[str]:
+def _agreement_lines(comparison: Comparison) -> list[str]:
     """For each label space with two or more finished models: do their top-1 labels agree?"""
     lines = []
-    for space in dict.fromkeys(entry.label_space for entry in entries):
+    for space in dict.fromkeys(entry.label_space for entry in comparison.entries):
         tops = {
-            entry.title: next(iter(outcome.classification.scores))
-            for entry in entries
-            if entry.label_space == space
-            and (outcome := outcomes.get(entry.key)) is not None
-            and outcome.classification is not None
+            outcome.entry.title: next(iter(scores))
+            for outcome in comparison.outcomes.values()
+            if outcome.entry.label_space == space and (scores := _whole_photo_scores(outcome))
         }
         if len(tops) >= 2:
             agree = len({label.casefold() for label in tops.values()}) == 1
             verdict = f"agree on **{next(iter(tops.values()))}**" if agree else "disagree"
             lines.append(f"\n**{space}** models ({', '.join(tops)}) {verdict} on the top-1 label.")
     return lines
+
+
+def _whole_photo_scores(outcome: CompareOutcome) -> dict[str, float] | None:
+    """A model's answer for the whole photo: a plain classification, or a face model's when it found no face."""
+    if outcome.classification is not None:
+        return outcome.classification.scores
+    return outcome.faces.whole_photo if outcome.faces is not None else None
+
+
+def _face_by_face_lines(comparison: Comparison) -> list[str]:
+    """With two or more face models finished: what each says of every face, and whether they agree."""
+    reports = [outcome.faces for outcome in comparison.outcomes.values() if outcome.faces and outcome.faces.faces]
+    if len(reports) < 2:
+        return []
+    titles = " | ".join(report.entry.title for report in reports)
+    lines = ["", "**Face by face** (every face model judged the same faces):", "", f"| face | {titles} | agree |"]
+    lines.append("|---|" + "---|" * len(reports) + "---|")
+    agreed = 0
+    for number, faces in enumerate(zip(*(report.faces for report in reports), strict=True), start=1):
+        verdicts = {_verdict(face.label) for face in faces}
+        agreed += len(verdicts) == 1
+        cells = " | ".join(f"{face.label} {face.probability:.0%}" for face in faces)
+        lines.append(f"| {number} | {cells} | {'yes' if len(verdicts) == 1 else '**no**'} |")
+    lines.append(f"\nThe face models agree on {agreed} of {_plural(len(reports[0].faces), 'face')}.")
+    return lines
+
+
+def _verdict(label: str) -> bool | str:
+    """What two face models must share to agree on a face: mask or not, or the label itself when it says neither."""
+    masked = wears_mask(label)
+    return label if masked is None else masked
 
 
 def model_table(statuses: Sequence[CatalogStatus]) -> list[list]:
@@ -113,3 +153,83 @@ def memory_note(settings: Settings) -> str:
     if settings.hub_offline:
         note += " The Hub is off (`HF_HUB_OFFLINE=1`): only models on disk can load."
     return note
+
+
+# -- faces ---------------------------------------------------------------------------------------------------------
+
+
+def faces_json(report: FaceReport) -> dict:
+    """The faces as the API returns them: boxes in the upload's pixels after EXIF orientation."""
+    return {
+        "faces": [
+            {
+                "box": list(face.box),
+                "label": face.label,
+                "probability": face.probability,
+                "face_score": face.face_score,
+            }
+            for face in report.faces
+        ]
+    }
+
+
+def face_rows(faces: dict) -> list[list]:
+    """One table row per face of a `faces_json` answer."""
+    return [
+        [number, face["label"], f"{face['probability']:.1%}", f"{face['face_score']:.2f}", str(face["box"])]
+        for number, face in enumerate(faces.get("faces", []), start=1)
+    ]
+
+
+FACE_TABLE_HEADERS = ["face", "label", "probability", "face score", "box (x0, y0, x1, y1)"]
+
+
+def _count_faces(faces: Sequence[JudgedFace]) -> str:
+    """ "3 faces: 2 with a mask, 1 without", or the count per label when the labels do not say "mask"."""
+    verdicts = [wears_mask(face.label) for face in faces]
+    if None in verdicts:
+        counts = Counter(face.label for face in faces).most_common()
+        parts = [f"{count} {label}" for label, count in counts]
+    else:
+        masked = sum(verdicts)
+        parts = [f"{masked} with a mask"] * bool(masked) + [f"{len(faces) - masked} without"] * (masked < len(faces))
+    return f"{_plural(len(faces), 'face')}: " + ", ".join(parts)
+
+
+def face_summary(report: FaceReport) -> str:
+    """One line: how many faces, how many wear a mask, and what was left out; or that none was found."""
+    found = report.found
+    if not report.faces:
+        label, probability = next(iter(report.whole_photo.items()))
+        small = f" ({found.too_small} under {MIN_FACE_SIDE} px skipped)" if found.too_small else ""
+        return (
+            f"No face found at a face score of {report.min_face_score:.2f} or more{small}. For the whole photo the "
+            f"model says **{label}** ({probability:.0%}), but it was trained on face crops, not scenes."
+        )
+    notes = []
+    if found.capped:
+        notes.append(f"the {len(report.faces)} most face-like of {len(report.faces) + found.capped} are shown")
+    if found.too_small:
+        notes.append(f"{found.too_small} under {MIN_FACE_SIDE} px skipped")
+    return _count_faces(report.faces) + (f" ({'; '.join(notes)})" if notes else "") + "."
+
+
+def face_status_line(report: FaceReport) -> str:
+    """Which model judged the faces, on what, how fast, and where the weights came from."""
+    return (
+        f"**{report.entry.title}** · {report.device} · {report.precision} · {report.seconds * 1000:.0f} ms · "
+        f"{_plural(len(report.faces), 'face')} · {weights_source(report.origin)}"
+    )
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def face_shares(report: FaceReport) -> dict[str, float]:
+    """A compare panel for a face model: the share of the faces given each label (or the whole-photo answer)."""
+    if not report.faces:
+        return dict(report.whole_photo)
+    counts = Counter(face.label for face in report.faces)
+    shares = {label: counts[label] / len(report.faces) for label in report.faces[0].scores}
+    return dict(sorted(shares.items(), key=lambda item: -item[1]))
