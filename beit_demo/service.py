@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 from PIL import Image
 
 from beit_demo.catalog import CATALOG, CatalogEntry, get_entry
@@ -24,6 +25,7 @@ from beit_demo.images import load_image, shrink
 from beit_demo.inference.adapters import ADAPTERS
 from beit_demo.inference.batching import BatchingClassifier
 from beit_demo.inference.faces import FoundFaces, JudgedFace, find_faces, judge_faces
+from beit_demo.inference.heatmaps import display_size, onto_image
 from beit_demo.models.face_detector import shared_detector
 from beit_demo.models.loaded import LoadedModel
 from beit_demo.models.registry import ModelRegistry, ModelStatus
@@ -70,6 +72,19 @@ class FaceReport:
     device: str
     precision: str
     origin: WeightsOrigin
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Where one model looked for one class: relevance over the photo (at most MAX_SIDE px a side)."""
+
+    entry: CatalogEntry
+    label: str  # the class explained
+    method: str
+    photo: Image.Image  # the upload after EXIF orientation, at the display size
+    relevance: np.ndarray  # (height, width) of ``photo``, in [0, 1]; 0 where the model saw nothing
+    seconds: float
+    adapter: str = ""  # the input adapter that ran first, if any
 
 
 @dataclass(frozen=True)
@@ -174,7 +189,7 @@ class DemoService:
         started = time.perf_counter()
         adapter = entry.input_adapter if adapt else ""
         if adapter:
-            picture = ADAPTERS[adapter](picture)
+            picture = ADAPTERS[adapter](picture).image
         with self._borrow(entry, progress) as (loaded, origin):
             prediction = self.batcher.classify(loaded, picture, top_k)
             seconds = time.perf_counter() - started
@@ -221,6 +236,41 @@ class DemoService:
         score = parse_face_score(min_face_score)
         photo = self.decode(image, None)
         return self._judge_faces(entry, photo, find_faces(shared_detector(), photo, score), score, progress)
+
+    def explain(
+        self,
+        image: ImageInput,
+        model_key: str,
+        label: str = "",
+        method: str = "",
+        progress: ProgressCallback | None = None,
+    ) -> Explanation:
+        """Which parts of the photo made the model give ``label`` (its top-1 for ""), by ``method`` ("": default).
+
+        The explanation's forward pass runs alone (no batched pass beside it), under the same queue and concurrency
+        limits as a classification.
+
+        Raises:
+            DemoError: a bad key, image, label or method, or a model that cannot be fetched or loaded.
+        """
+        from beit_demo.inference.explain import explain_patches  # imports torch: on the first request
+
+        entry = get_entry(model_key)
+        photo = self.decode(image, entry.input_size)
+        adapted = ADAPTERS[entry.input_adapter](photo) if entry.input_adapter else None
+        picture = adapted.image if adapted else photo
+        started = time.perf_counter()
+        with self._borrow(entry, progress) as (loaded, _), self.batcher.exclusive():
+            patches = explain_patches(loaded, picture, label, method)
+        relevance = onto_image(patches.grid, loaded.processor, picture.size)
+        if adapted:
+            relevance = adapted.back_onto(relevance, photo.size)
+        shown = photo.resize(display_size(photo.size), Image.Resampling.BILINEAR)
+        relevance = np.asarray(Image.fromarray(relevance, mode="F").resize(shown.size, Image.Resampling.BILINEAR))
+        seconds = time.perf_counter() - started
+        return Explanation(
+            entry, patches.label, patches.method, shown, relevance.clip(0, 1), seconds, entry.input_adapter
+        )
 
     def _judge_faces(
         self,

@@ -46,7 +46,7 @@ FASHION_TILE = REPO_ROOT / "tests" / "data" / "fashion-mnist" / "7_sneaker_0.png
 _PHOTO_NAMES = ("chelsea.jpg", "coffee.jpg", "astronaut.jpg", "rocket.jpg", "horse.jpg")
 _BIG_SOURCE = "coffee.jpg"
 _BIG_SIZE = (4243, 2828)  # 12.0 megapixels in the photo's own 3:2 aspect, like a phone camera's picture
-PARTS = ("inference", "memory", "http", "startup", "faces", "adapters")
+PARTS = ("inference", "memory", "http", "startup", "faces", "adapters", "explain")
 
 
 class BenchmarkError(RuntimeError):
@@ -135,6 +135,10 @@ def run_benchmark(smoke: bool = False, output: str | None = None, parts: Sequenc
             _say("Timing face detection and face-by-face classification ...")
             results["faces"] = session.worker("faces", scene=str(FACE_SCENE), work=str(work))
             rows += _faces_rows(results["faces"])
+        if "explain" in parts:
+            _say("Timing explanations against a plain classify ...")
+            results["explain"] = session.worker("explain", photo=session.photos[0])
+            rows += _explain_rows(results["explain"])
         if "adapters" in parts:
             _say("Timing the Fashion-MNIST adapter ...")
             results["adapters"] = session.worker("adapters", tile=str(FASHION_TILE), work=str(work))
@@ -395,6 +399,23 @@ def _faces_rows(result: dict[str, Any]) -> list[Row]:
         ),
         Row(f"{result['title']}: faces per second (find + classify) with 1 / 4 / 16 faces in the photo", per_second),
     ]
+
+
+def _explain_rows(result: dict[str, Any]) -> list[Row]:
+    rows = []
+    for method, target in (("gradient x activation", 3.0), ("attention rollout", 1.5)):
+        ratio = result["explain_ms"][method] / result["classify_ms"]
+        rows.append(
+            Row(
+                f"{result['title']}: explain ({method}) vs a plain classify of the same photo",
+                _ms(result["explain_ms"][method]),
+                _ms(result["classify_ms"]),
+                f"{ratio:.2f}x",
+                f"<= {target:g}x",
+                ratio <= target,
+            )
+        )
+    return rows
 
 
 def _adapter_rows(result: dict[str, Any]) -> list[Row]:

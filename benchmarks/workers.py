@@ -437,6 +437,38 @@ def faces(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# -- explanations --------------------------------------------------------------------------------------------------
+
+
+def explain(args: dict[str, Any]) -> dict[str, Any]:
+    """Each explanation method against a plain classify of the same photo, on BEiT-base (21,841 classes)."""
+    from beit_demo.catalog import get_entry
+    from beit_demo.config import Settings
+    from beit_demo.inference.heatmaps import METHODS
+    from beit_demo.service import DemoService
+
+    clock = QuietClock()
+    service = DemoService(Settings.from_env())
+    photo = args["photo"]
+    calls = {"classify": lambda: service.classify(photo, DEFAULT_MODEL_KEY, TOP_K)}
+    calls.update(
+        {method: (lambda method=method: service.explain(photo, DEFAULT_MODEL_KEY, "", method)) for method in METHODS}
+    )
+    for call in calls.values():
+        for _ in range(args["warmup"]):
+            call()
+    seconds: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(args["photo_rounds"] * 3):
+        for name, call in calls.items():
+            seconds[name].append(clock.time(call)[0])
+    return {
+        "title": get_entry(DEFAULT_MODEL_KEY).title,
+        "classify_ms": _median_ms(seconds.pop("classify")),
+        "explain_ms": {method: _median_ms(times) for method, times in seconds.items()},
+        "clock": clock.record(),
+    }
+
+
 # -- adapters ------------------------------------------------------------------------------------------------------
 
 
@@ -473,6 +505,7 @@ WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "http": http,
     "faces": faces,
     "adapters": adapters,
+    "explain": explain,
 }
 
 

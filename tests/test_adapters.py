@@ -15,6 +15,11 @@ from beit_demo.service import DemoService
 from beit_demo.ui.texts import status_line
 from tests.conftest import DATA, PHOTOS
 
+
+def look(picture: Image.Image) -> Image.Image:
+    return fashion_mnist_look(picture).image
+
+
 TILES = sorted((DATA / "fashion-mnist").glob("*.png"))  # 6 real tiles of each of the 10 classes
 
 
@@ -43,7 +48,7 @@ def test_product_photos_come_back_close_to_their_tile():
     errors = {}
     for path in TILES:
         tile = Image.open(path).convert("L")
-        adapted = fashion_mnist_look(product_photo(tile, rng))
+        adapted = look(product_photo(tile, rng))
         assert adapted.size == (TILE, TILE)
         errors[path.name] = float(np.abs(grey(adapted) - grey(tile)).mean())
     close = [name for name, error in errors.items() if error <= 0.1]
@@ -64,16 +69,14 @@ def test_without_the_adapter_a_product_photo_is_nothing_like_its_tile():
 @pytest.mark.parametrize("path", TILES[::6], ids=lambda path: path.stem)
 def test_a_real_tile_passes_through_unchanged(path):
     tile = Image.open(path)
-    assert np.array_equal(
-        np.asarray(fashion_mnist_look(tile.convert("RGB")).convert("L")), np.asarray(tile.convert("L"))
-    )
+    assert np.array_equal(np.asarray(look(tile.convert("RGB")).convert("L")), np.asarray(tile.convert("L")))
 
 
 def test_a_white_garment_on_black_needs_no_negation():
     tile = Image.open(TILES[0]).convert("L")
     big = Image.new("L", (400, 300), 0)
     big.paste(tile.resize((224, 224), Image.Resampling.BICUBIC), (20, 40))
-    assert np.abs(grey(fashion_mnist_look(big.convert("RGB"))) - grey(tile)).mean() <= 0.1
+    assert np.abs(grey(look(big.convert("RGB"))) - grey(tile)).mean() <= 0.1
 
 
 @pytest.mark.parametrize(
@@ -85,7 +88,7 @@ def test_a_white_garment_on_black_needs_no_negation():
     ],
 )
 def test_a_picture_with_nothing_on_it_becomes_a_black_tile(picture):
-    adapted = fashion_mnist_look(picture)
+    adapted = look(picture)
     assert adapted.size == (TILE, TILE) and grey(adapted).max() == 0
 
 
@@ -93,7 +96,7 @@ def test_a_tiny_picture_with_a_garment_becomes_a_tile():
     tiny = Image.new("L", (6, 4), 255)
     tiny.putpixel((2, 1), 0)
     tiny.putpixel((3, 1), 0)  # a dark garment two pixels wide, one high
-    adapted = grey(fashion_mnist_look(tiny.convert("RGB")))
+    adapted = grey(look(tiny.convert("RGB")))
     assert adapted.shape == (TILE, TILE)
     assert adapted[7:21].min() == 1 and adapted[:7].max() == adapted[21:].max() == 0  # 28 x 14, centred
 
@@ -102,7 +105,7 @@ def test_a_huge_picture_becomes_a_tile():
     tile = Image.open(TILES[-1]).convert("L")
     huge = Image.new("L", (8000, 6000), 240)
     huge.paste(ImageOps.invert(tile).resize((3000, 3000)), (4000, 2000))
-    assert np.abs(grey(fashion_mnist_look(huge.convert("RGB"))) - grey(tile)).mean() <= 0.1
+    assert np.abs(grey(look(huge.convert("RGB"))) - grey(tile)).mean() <= 0.1
 
 
 def test_the_model_sees_the_adapted_photo_and_the_status_line_says_so():
@@ -124,3 +127,26 @@ def test_models_without_an_adapter_see_the_photo_as_it_is():
     service = DemoService(Settings())
     result = service.classify(str(PHOTOS / "chelsea.jpg"), "beit-in22k", 3)
     assert result.adapter == ""
+
+
+def test_the_adapter_says_which_part_of_the_photo_the_tile_shows():
+    tile = Image.open(TILES[20]).convert("L")  # a garment reaching the tile's edges
+    photo = Image.new("L", (900, 500), 240)
+    photo.paste(ImageOps.invert(tile).resize((280, 280)), (500, 120))
+    adapted = fashion_mnist_look(photo.convert("RGB"))
+    rows, columns = np.nonzero(np.asarray(tile) > 0)
+    garment = (
+        500 + columns.min() * 10,
+        120 + rows.min() * 10,
+        500 + (columns.max() + 1) * 10,
+        120 + (rows.max() + 1) * 10,
+    )
+    assert all(abs(found - expected) <= 12 for found, expected in zip(adapted.source_box, garment, strict=True))
+    # Values over the whole tile come back over that part of the photo only.
+    back = adapted.back_onto(np.ones((TILE, TILE), dtype=np.float32), photo.size)
+    x0, y0, x1, y1 = (round(value) for value in adapted.source_box)
+    assert (
+        back.shape == (500, 900)
+        and back[y0:y1, x0:x1].min() > 0.99
+        and back.sum() == pytest.approx((x1 - x0) * (y1 - y0))
+    )

@@ -121,3 +121,23 @@ def test_detect_faces_over_http(tmp_path):
         assert 0 <= x0 < x1 <= 824 and 0 <= y0 < y1 <= 431  # pixels of the upload
     assert len(annotated["annotations"]) == 3
     assert {box["label"] for box in annotated["annotations"]} <= {"Mask", "No Mask"}
+
+
+def test_explain_over_http(tmp_path):
+    entry = get_entry("facemask-beit")
+    with running_app(tmp_path) as app:
+        client = Client(app.url, verbose=False)
+        try:
+            overlay, heatmap, label = client.predict(
+                handle_file(str(PHOTOS / "horse.jpg")), entry.key, "", "", api_name="/explain"
+            )
+            again = client.predict(
+                handle_file(str(PHOTOS / "horse.jpg")), entry.key, label, "attention rollout", api_name="/explain"
+            )
+            with pytest.raises(AppError, match="Unknown explanation method"):
+                client.predict(handle_file(str(PHOTOS / "horse.jpg")), entry.key, "", "guess", api_name="/explain")
+        finally:
+            client.close()
+    assert label in {"Mask", "No Mask"} and again[2] == label
+    with Image.open(PHOTOS / "horse.jpg") as photo, Image.open(overlay) as shown, Image.open(heatmap) as grey:
+        assert shown.size == grey.size == photo.size and grey.mode == "L"

@@ -483,3 +483,18 @@ def test_the_fashion_model_adapts_a_product_photo_and_the_toggle_turns_it_off(op
     expect(panel.get_by_text(re.compile(rf"{re.escape(spec.title)}.*\d+ ms"))).not_to_contain_text("adapted")
     as_is_view = shown_image(page, view_image)
     assert ImageStat.Stat(as_is_view.convert("L").crop((0, 0, 224, 8))).mean[0] > 200  # the light backdrop
+
+
+def test_explain_shows_where_the_model_looked_over_the_photo(open_page):
+    page = open_page("?model=beit-in1k-timm")
+    panel = visible_tab(page)
+    upload(panel, PHOTOS / "chelsea.jpg")
+    top_label = classify(panel)
+    panel.get_by_text("Explain: where did the model look?").click()
+    panel.get_by_role("button", name="Explain", exact=True).click()
+    expect(panel.get_by_label("Class explained")).to_have_value(top_label.inner_text(), timeout=MODEL_LOAD_MS)
+    slider = block(panel, "Photo | where the model looked")
+    expect(slider.locator("img")).to_have_count(2)
+    photo, overlay = (shown_image(page, image) for image in slider.locator("img").all())
+    assert photo.size == overlay.size == (451, 300)
+    assert thumbnail_distance(photo, overlay) > 3  # the overlay is drawn over the photo, not the photo again

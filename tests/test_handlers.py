@@ -243,3 +243,42 @@ def test_a_face_mistake_becomes_a_gradio_error():
         make_handlers().detect_faces(SCENE, "beit-in22k", 0.5, RecordedProgress())
     with pytest.raises(gr.Error, match="from 0 to 1"):
         make_handlers().detect_faces(SCENE, "facemask-deit", 2, RecordedProgress())
+
+
+def test_explain_gives_an_overlay_a_greyscale_heatmap_and_the_class():
+    handlers = make_handlers()
+    overlay, heatmap, label = handlers.explain(str(PHOTOS / "coffee.jpg"), "facemask-deit", "", "", RecordedProgress())
+    with Image.open(PHOTOS / "coffee.jpg") as photo, Image.open(overlay) as shown, Image.open(heatmap) as grey:
+        assert shown.size == grey.size == photo.size  # 600 x 400: under the 1024 px cap, the photo's own size
+        assert grey.mode == "L" and max(grey.getextrema()) >= 230  # normalised: the peak is (nearly) white
+    assert label in {"Mask", "No Mask"}
+    (photo_path, overlay_again), _, same = handlers.explain_view(
+        str(PHOTOS / "coffee.jpg"), "facemask-deit", label, "attention rollout", RecordedProgress()
+    )
+    assert same == label and Image.open(photo_path).size == Image.open(overlay_again).size
+
+
+def test_explain_refuses_an_unknown_class_or_method_with_a_sentence():
+    handlers = make_handlers()
+    with pytest.raises(gr.Error, match="has no class 'Hat'"):
+        handlers.explain(str(PHOTOS / "coffee.jpg"), "facemask-deit", "Hat", "", RecordedProgress())
+    with pytest.raises(gr.Error, match="Unknown explanation method"):
+        handlers.explain(str(PHOTOS / "coffee.jpg"), "facemask-deit", "", "lime", RecordedProgress())
+
+
+def test_a_big_photo_is_explained_in_its_own_aspect_and_what_the_crop_cut_off_stays_dark():
+    big = Image.open(PHOTOS / "rocket.jpg").resize((3000, 2000))
+    buffer = io.BytesIO()
+    big.save(buffer, "JPEG")
+    _, heatmap, _ = make_handlers().explain(buffer.getvalue(), "beit-in1k-timm", "", "", RecordedProgress())
+    with Image.open(heatmap) as grey:
+        assert max(grey.size) <= 1024 and grey.width / grey.height == pytest.approx(1.5, abs=0.01)
+        # timm's processor keeps the centre 224 x 224 of the shorter side resized to 248: the sides were never seen.
+        side = grey.width * 40 // 372  # 74 of the 372 px of the resized width are cut off on each side; 40 to be safe
+        assert max(grey.crop((0, 0, side, grey.height)).getextrema()) == 0
+        assert max(grey.crop((side * 3, 0, grey.width - side * 3, grey.height)).getextrema()) > 0
+
+
+def test_the_explain_dropdown_lists_the_classes_shown():
+    update = Handlers.class_choices({"label": "a", "confidences": [{"label": "a", "confidence": 0.6}, {"label": "b"}]})
+    assert update.choices == [("", ""), ("a", "a"), ("b", "b")] and update.value == ""

@@ -36,3 +36,25 @@ def test_the_model_view_from_a_predictions_pixels_is_the_one_from_the_image():
     prediction = classifier.classify(loaded, [image])[0]
     from_pixels = classifier.model_view(loaded, prediction.pixel_values)
     assert np.array_equal(np.asarray(from_pixels), np.asarray(classifier.model_view(loaded, image)))
+
+
+def test_the_fast_linears_back_propagate_as_the_stock_one_does():
+    from torch.ao.quantization import quantize_dynamic
+
+    from beit_demo.models.optimize import DifferentiableDynamicLinear
+
+    linear = torch.nn.Linear(24, 40).eval()
+    inputs = torch.randn(3, 5, 24)
+    weights = torch.randn(3, 5, 40)
+
+    def input_gradient(layer: torch.nn.Module) -> torch.Tensor:
+        hidden = inputs.clone().requires_grad_(True)
+        (layer(hidden) * weights).sum().backward()
+        return hidden.grad
+
+    expected = input_gradient(linear)
+    assert torch.allclose(input_gradient(PrepackedLinear(linear)), expected, atol=1e-5)
+    quantized = quantize_dynamic(torch.nn.Sequential(linear), {torch.nn.Linear}, dtype=torch.qint8)[0]
+    assert torch.allclose(input_gradient(DifferentiableDynamicLinear(quantized)), expected, atol=0.05)
+    with torch.inference_mode():  # the fast path is the plain product
+        assert torch.allclose(PrepackedLinear(linear)(inputs), linear(inputs), atol=1e-5)

@@ -7,6 +7,7 @@ their faces cropped by `beit_demo.inference.faces` instead. Pure Pillow and NumP
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -23,7 +24,26 @@ _MIN_CONTRAST, _MAX_CONTRAST = 0.08, 0.2
 _MIN_LINE_SHARE = 0.02
 
 
-def fashion_mnist_look(image: Image.Image) -> Image.Image:
+@dataclass(frozen=True)
+class Adapted:
+    """A picture as an adapter made it, and which part of the original it shows where."""
+
+    image: Image.Image  # what the model is given
+    source_box: tuple[float, float, float, float]  # the part of the original shown, in the original's pixels
+    target_box: tuple[int, int, int, int]  # where that part lies in ``image``
+
+    def back_onto(self, values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """Values laid over ``image`` (height, width), put back over an original of ``size``; 0 where unseen."""
+        left, top, right, bottom = self.target_box
+        inside = Image.fromarray(values[top:bottom, left:right].astype(np.float32), mode="F")
+        x0, y0, x1, y1 = (round(value) for value in self.source_box)
+        placed = np.asarray(inside.resize((max(1, x1 - x0), max(1, y1 - y0)), Image.Resampling.BILINEAR))
+        canvas = np.zeros((size[1], size[0]), dtype=np.float32)
+        canvas[y0:y1, x0:x1] = placed[: size[1] - y0, : size[0] - x0]
+        return canvas
+
+
+def fashion_mnist_look(image: Image.Image) -> Adapted:
     """A photo of one garment as a Fashion-MNIST tile: light garment on black, trimmed, 28 px on its longest edge.
 
     Zalando made the tiles by trimming to the garment, resizing the longest edge to 28, centring in 28 x 28, negating
@@ -33,8 +53,9 @@ def fashion_mnist_look(image: Image.Image) -> Image.Image:
     unchanged (as RGB). Where nothing stands out from the backdrop (a blank or one-colour picture), the whole picture
     is kept, and comes out as the black tile it then is.
     """
+    whole = (0.0, 0.0, float(image.width), float(image.height))
     if image.size == (TILE, TILE) and _background(_as_unit(ImageOps.grayscale(image))) < 0.5:
-        return ImageOps.grayscale(image).convert("RGB")
+        return Adapted(ImageOps.grayscale(image).convert("RGB"), whole, (0, 0, TILE, TILE))
     factor = max(image.size) // _WORKING_SIDE
     # Shrinking first, then grey: one pass over a big photo's pixels instead of two.
     pixels = _as_unit(ImageOps.grayscale(image.reduce(factor) if factor >= 2 else image))
@@ -52,8 +73,16 @@ def fashion_mnist_look(image: Image.Image) -> Image.Image:
     tile = tile.resize(size, Image.Resampling.BOX)  # area averaging, like subsampling a larger picture
     canvas = Image.new("L", (TILE, TILE), 0)
     # An odd margin puts its extra pixel before the garment, as in the dataset's own tiles.
-    canvas.paste(tile, ((TILE - tile.width + 1) // 2, (TILE - tile.height + 1) // 2))
-    return canvas.convert("RGB")
+    left, top = (TILE - tile.width + 1) // 2, (TILE - tile.height + 1) // 2
+    canvas.paste(tile, (left, top))
+    to_original = image.width / pixels.shape[1], image.height / pixels.shape[0]
+    source = (
+        columns[0] * to_original[0],
+        rows[0] * to_original[1],
+        columns[1] * to_original[0],
+        rows[1] * to_original[1],
+    )
+    return Adapted(canvas.convert("RGB"), source, (left, top, left + tile.width, top + tile.height))
 
 
 def _as_unit(grey: Image.Image) -> np.ndarray:
@@ -85,5 +114,5 @@ def _span(counts: np.ndarray, length: int) -> tuple[int, int] | None:
 
 
 # Adapter names, as catalog entries give them, and what they do.
-ADAPTERS: dict[str, Callable[[Image.Image], Image.Image]] = {"fashion-mnist": fashion_mnist_look}
+ADAPTERS: dict[str, Callable[[Image.Image], Adapted]] = {"fashion-mnist": fashion_mnist_look}
 ADAPTER_TITLES = {"fashion-mnist": "the Fashion-MNIST look (grey, light garment on black, 28 x 28)"}

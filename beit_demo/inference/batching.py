@@ -7,6 +7,8 @@ before the first request (start-up stays as fast as Gradio itself).
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -67,6 +69,13 @@ class BatchingClassifier:
         if job.error is not None:
             raise job.error
         return job.results
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the engine: no batched forward pass runs meanwhile (for an explanation's pass, which changes a
+        model's attention implementation or needs gradients)."""
+        with self._engine:
+            yield
 
     def _take(self, loaded: LoadedModel) -> list[_Job]:
         """The oldest waiting job, and the next ones while the pass stays within max_batch images."""

@@ -21,6 +21,7 @@ from PIL import Image
 from beit_demo.catalog import CATALOG, DEFAULT_MODEL_KEY, CatalogEntry, get_entry
 from beit_demo.errors import DemoError
 from beit_demo.hub import ProgressCallback
+from beit_demo.inference.heatmaps import heatmap_image, overlay_image
 from beit_demo.service import Comparison, DemoService, FaceReport, ImageInput
 from beit_demo.ui import texts
 
@@ -72,6 +73,10 @@ def shows_errors(handler: Callable) -> Callable:
 def example_samples(entry: CatalogEntry) -> list[list[str]]:
     """The example images that suit ``entry``, as `gr.Dataset` samples."""
     return [[str(EXAMPLES_DIR / name)] for name in entry.examples if (EXAMPLES_DIR / name).is_file()]
+
+
+def _quiet_progress(*_args, **_kwargs) -> None:
+    """For a handler called by another: its own progress bar is shown already."""
 
 
 def _progress_reporter(progress: gr.Progress) -> ProgressCallback:
@@ -173,6 +178,49 @@ class Handlers:
             caption = texts.compare_caption(entry, finished)
             panels.append(gr.Label(value=scores, label=caption, visible=entry.key in chosen))
         return [*panels, texts.compare_summary(comparison)]
+
+    @shows_errors
+    def explain(self, image: ImageInput, model_key: str, label: str, method: str, progress=gr.Progress()):  # noqa: B008
+        """Where the model looked for ``label`` ("" for its top-1): the overlay on the photo, the greyscale heatmap
+        (brighter is more relevant; the photo's aspect, at most 1024 px a side), and the class explained."""
+        photo, overlay, heatmap, explained = self._explanation(image, model_key, label, method, progress)
+        return overlay, heatmap, explained
+
+    @shows_errors
+    def explain_view(self, image: ImageInput, model_key: str, label: str, method: str, progress=gr.Progress()):  # noqa: B008
+        """As `explain`, with the photo and the overlay side by side for the page's slider."""
+        photo, overlay, heatmap, explained = self._explanation(image, model_key, label, method, progress)
+        return (photo, overlay), heatmap, explained
+
+    def _explanation(self, image: ImageInput, model_key: str, label: str, method: str, progress) -> tuple:
+        progress(0.0, desc="Explaining ...")
+        result = self.service.explain(image, model_key, label or "", method or "", _progress_reporter(progress))
+        save = functools.partial(_save_image, folder="explanations")
+        return (
+            save(result.photo, suffix=".jpg", format="JPEG", quality=90),
+            save(overlay_image(result.photo, result.relevance), suffix=".jpg", format="JPEG", quality=90),
+            save(heatmap_image(result.relevance), suffix=".png", format="PNG"),
+            result.label,
+        )
+
+    @staticmethod
+    def class_choices(prediction: dict | None) -> gr.Dropdown:
+        """The Explain dropdown after a classification: empty (the top-1), then the classes shown, best first."""
+        labels = [row["label"] for row in (prediction or {}).get("confidences", [])]
+        return gr.Dropdown(choices=["", *labels], value="")
+
+    def compare_explanations(self, image: ImageInput, model_keys: list[str]):
+        """After a comparison: each ticked model's overlay for its own top-1, filled in as each is ready."""
+        chosen = set(model_keys or [])
+        overlays: dict[str, str] = {}
+        for entry in CATALOG:
+            if entry.key not in chosen:
+                continue
+            try:
+                _, overlays[entry.key], _, _ = self._explanation(image, entry.key, "", "", _quiet_progress)
+            except DemoError:
+                continue  # the comparison itself already said why this model has no answer
+            yield [gr.Image(value=overlays.get(each.key), visible=each.key in chosen) for each in CATALOG]
 
     def model_table(self) -> list[list]:
         """One row per catalog model: where it is and how big it is on disk."""

@@ -10,6 +10,7 @@ import gradio as gr
 
 from beit_demo.catalog import CATALOG, DEFAULT_MODEL_KEY, get_entry
 from beit_demo.config import Settings
+from beit_demo.inference.heatmaps import METHODS
 from beit_demo.service import DEFAULT_FACE_SCORE, MAX_TOP_K, DemoService
 from beit_demo.ui import texts
 from beit_demo.ui.components import UploadedImage
@@ -64,6 +65,24 @@ def _classify_tab(handlers: Handlers, settings: Settings) -> gr.Dropdown:
                     model_input_image = gr.Image(
                         label="The exact input after resizing and cropping", interactive=False
                     )
+                with gr.Accordion("Explain: where did the model look?", open=False):
+                    with gr.Row():
+                        explain_label_dropdown = gr.Dropdown(
+                            choices=[], value=None, allow_custom_value=True, label="Class (empty: the top-1)"
+                        )
+                        # A dropdown, not a radio: the API takes "" for the default, and an unknown name gets our
+                        # sentence rather than Gradio's.
+                        explain_method_dropdown = gr.Dropdown(
+                            list(METHODS), value=METHODS[0], allow_custom_value=True, label="Method"
+                        )
+                    explain_button = gr.Button("Explain")
+                    explain_slider = gr.ImageSlider(label="Photo | where the model looked", type="filepath")
+                    explained_label_textbox = gr.Textbox(label="Class explained", interactive=False)
+                    with gr.Accordion("Relevance map (greyscale)", open=False):
+                        explain_heatmap_image = gr.Image(label="Brighter: more relevant", interactive=False)
+                    # /explain for API clients: the overlay alone rather than the slider's pair.
+                    explain_overlay_image = gr.Image(visible=False)
+                    explain_api_button = gr.Button(visible=False)
 
     classify_event = dict(
         fn=handlers.classify,
@@ -84,6 +103,25 @@ def _classify_tab(handlers: Handlers, settings: Settings) -> gr.Dropdown:
         concurrency_id="classify",
     )
     faces_json.change(texts.face_rows, inputs=faces_json, outputs=faces_dataframe, api_name=False, queue=False)
+    explain_inputs = [image_input, model_dropdown, explain_label_dropdown, explain_method_dropdown]
+    explain_limits = {"concurrency_limit": settings.concurrency, "concurrency_id": "classify"}
+    explain_button.click(
+        handlers.explain_view,
+        inputs=explain_inputs,
+        outputs=[explain_slider, explain_heatmap_image, explained_label_textbox],
+        api_name=False,
+        **explain_limits,
+    )
+    explain_api_button.click(
+        handlers.explain,
+        inputs=explain_inputs,
+        outputs=[explain_overlay_image, explain_heatmap_image, explained_label_textbox],
+        api_name="explain",
+        **explain_limits,
+    )
+    predictions_label.change(
+        handlers.class_choices, inputs=predictions_label, outputs=explain_label_dropdown, api_name=False, queue=False
+    )
     examples_dataset.click(
         lambda sample: sample[0], inputs=examples_dataset, outputs=image_input, api_name=False
     ).then(
@@ -157,10 +195,14 @@ def _compare_tab(handlers: Handlers, settings: Settings) -> None:
         with gr.Column(scale=2, min_width=300):
             compare_summary_markdown = gr.Markdown("")
             with gr.Row():
-                compare_labels = [
-                    gr.Label(label=entry.title, visible=entry.key in COMPARE_DEFAULT, min_width=220)
-                    for entry in CATALOG
-                ]
+                compare_labels, compare_overlays, compare_columns = [], [], []
+                for entry in CATALOG:
+                    with gr.Column(min_width=220, visible=entry.key in COMPARE_DEFAULT) as column:
+                        compare_labels.append(gr.Label(label=entry.title))
+                        compare_overlays.append(
+                            gr.Image(label=f"{entry.title}: where it looked for its top-1", interactive=False)
+                        )
+                    compare_columns.append(column)
     compare_button.click(
         handlers.compare,
         inputs=[compare_image_input, compare_models_checkboxes, compare_top_k_slider],
@@ -169,6 +211,20 @@ def _compare_tab(handlers: Handlers, settings: Settings) -> None:
         show_progress_on=[compare_summary_markdown],  # finished panels stay readable while others download
         concurrency_limit=settings.concurrency,
         concurrency_id="classify",
+    ).then(
+        handlers.compare_explanations,
+        inputs=[compare_image_input, compare_models_checkboxes],
+        outputs=compare_overlays,
+        api_name=False,
+        concurrency_limit=settings.concurrency,
+        concurrency_id="classify",
+    )
+    compare_models_checkboxes.change(
+        lambda keys: [gr.Column(visible=entry.key in (keys or [])) for entry in CATALOG],
+        inputs=compare_models_checkboxes,
+        outputs=compare_columns,
+        api_name=False,
+        queue=False,
     )
 
 
