@@ -11,6 +11,7 @@ demo = build_demo(service)
 
 def main() -> None:
     """Serve the demo; preload models in the background once the page is up."""
+    service.remove_orphaned_downloads()
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
     demo.launch(
         server_name=settings.server_name,

@@ -82,9 +82,12 @@ class Settings:
     max_file_size: int = 20 * 1024 * 1024
     # BEIT_DEMO_QUEUE_SIZE: requests waiting beyond this get "queue is full" instead of piling up.
     queue_size: int = 32
-    # BEIT_DEMO_CONCURRENCY: classify requests handled at once. They decode their images in parallel, and
-    # their forward passes are batched (one pass at a time), so this bounds memory, not CPU contention.
+    # BEIT_DEMO_CONCURRENCY: requests working on an image at once (decoded pixels in memory). Their forward passes are
+    # batched (one pass at a time), so this bounds memory, not CPU contention. Requests waiting for a download do
+    # not count: they wait apart, so that requests for models in memory never queue behind a slow Hub.
     concurrency: int = 8
+    # BEIT_DEMO_DOWNLOADS: models downloading or loading at once; further ones wait their turn.
+    downloads: int = 2
     # BEIT_DEMO_MAX_BATCH: most requests for one model run as a single forward pass.
     max_batch: int = 8
     # GRADIO_SERVER_NAME / PORT (or GRADIO_SERVER_PORT): where the server listens. Spaces set both.
@@ -113,6 +116,7 @@ class Settings:
             max_file_size=_int("BEIT_DEMO_MAX_FILE_SIZE", cls.max_file_size),
             queue_size=_int("BEIT_DEMO_QUEUE_SIZE", cls.queue_size),
             concurrency=_int("BEIT_DEMO_CONCURRENCY", cls.concurrency),
+            downloads=_int("BEIT_DEMO_DOWNLOADS", cls.downloads),
             max_batch=_int("BEIT_DEMO_MAX_BATCH", cls.max_batch),
             server_name=os.environ.get("GRADIO_SERVER_NAME", cls.server_name),
             server_port=int(port) if port else cls.server_port,

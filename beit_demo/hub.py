@@ -8,8 +8,10 @@ which keeps the demo working when the Hub is down.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +111,22 @@ class _ProgressBar(tqdm):
         self.fp.close()
 
 
+# A file must arrive at this rate once its first bytes have (after a grace period for small files); a Hub that keeps
+# trickling a byte now and then never trips the read timeout, and would otherwise hold a visitor for hours.
+MIN_DOWNLOAD_RATE = 1_000_000  # bytes per second
+DOWNLOAD_GRACE_S = 5.0
+# At start-up, `.incomplete` files older than this are orphans of a process that was killed mid-download.
+ORPHAN_AGE_S = 600.0
+
+
+class _TooSlowError(Exception):
+    """A file arrives more slowly than MIN_DOWNLOAD_RATE: raised from the progress bar, inside the download."""
+
+    def __init__(self, filename: str, done: int, seconds: float):
+        super().__init__(f"{filename}: {done} bytes in {seconds:.0f} s")
+        self.rate = done / max(seconds, 1e-9)
+
+
 class _Downloader:
     """Downloads one model's files, reporting the progress of each as its bytes arrive."""
 
@@ -118,7 +136,14 @@ class _Downloader:
         self.bytes_downloaded = 0
 
     def _bar_class(self, filename: str) -> type[tqdm]:
+        first_bytes: list[float] = []  # when the first bytes of this file arrived
+
         def report(done: int, total: int | None) -> None:
+            now = time.monotonic()
+            if not first_bytes:
+                first_bytes.append(now)
+            elif total and now - first_bytes[0] > DOWNLOAD_GRACE_S + total / MIN_DOWNLOAD_RATE:
+                raise _TooSlowError(filename, done, now - first_bytes[0])
             if self.progress is not None and total:
                 self.progress(min(done / total, 1.0), f"Downloading {describe(self.source)}: {filename}")
 
@@ -161,7 +186,7 @@ def fetch(source: ModelSource, progress: ProgressCallback | None = None) -> Fetc
     directory = cached_directory(source)
     if directory is not None:
         return FetchedModel(directory, downloaded=False, bytes_downloaded=0)
-    _bound_metadata_retries()
+    _bound_waits()
     downloader = _Downloader(source, progress)
     try:
         for filename in _REQUIRED_FILES[source.checkpoint_format]:
@@ -169,6 +194,9 @@ def fetch(source: ModelSource, progress: ProgressCallback | None = None) -> Fetc
         weights = downloader.download_weights()
     except ModelUnavailableError:
         raise
+    except _TooSlowError as err:  # cut short by us: huggingface_hub left its partial file to resume
+        remove_partial_downloads(source)
+        raise ModelUnavailableError(_explain(source, err)) from err
     except Exception as err:  # every way the Hub or the disk can fail becomes one actionable sentence
         raise ModelUnavailableError(_explain(source, err)) from err
     if weights.parent != directory:
@@ -178,12 +206,34 @@ def fetch(source: ModelSource, progress: ProgressCallback | None = None) -> Fetc
     return FetchedModel(directory, downloaded=True, bytes_downloaded=downloader.bytes_downloaded)
 
 
-def _bound_metadata_retries() -> None:
-    """Give every retried HEAD the timeout of the first one, so a silent Hub cannot hold a visitor for minutes."""
+def remove_partial_downloads(source: ModelSource, older_than_s: float = 0.0) -> int:
+    """Delete the ``.incomplete`` files that huggingface_hub left in ``source``'s cache folder; returns how many.
+
+    Args:
+        older_than_s: only files not written to for this long (at start-up: orphans of a killed process, not
+            another process's download in progress).
+    """
+    blobs = Path(hub_constants.HF_HUB_CACHE) / file_download.repo_folder_name(
+        repo_id=source.repo_id, repo_type="model"
+    )
+    removed = 0
+    for partial in (blobs / "blobs").glob("*.incomplete"):
+        with contextlib.suppress(OSError):  # gone already, or not ours to delete
+            if time.time() - partial.stat().st_mtime >= older_than_s:
+                partial.unlink()
+                removed += 1
+    return removed
+
+
+def _bound_waits() -> None:
+    """Settings of huggingface_hub, read at call time, that let a slow or silent Hub hold a visitor for minutes."""
     # When a HEAD fails and the file is not cached, huggingface_hub 2.4 retries it 5 times with a hard-coded 60 s
     # timeout each (`_ETAG_RETRY_TIMEOUT`), whatever HF_HUB_ETAG_TIMEOUT says: a Hub that accepts connections but
     # never answers kept a visitor waiting 393 s (measured). Read at call time, so tests can lower the timeout.
     file_download._ETAG_RETRY_TIMEOUT = hub_constants.HF_HUB_ETAG_TIMEOUT
+    # A body is read in 10 MB chunks, and the progress bar (where MIN_DOWNLOAD_RATE is enforced) hears of nothing
+    # until one is complete: a Hub trickling a byte now and then would never reach it. Each read as it arrives, then.
+    hub_constants.DOWNLOAD_CHUNK_SIZE = None
 
 
 # Errors a full disk raises: no space, over quota, or over the process's file-size limit (RLIMIT_FSIZE).
@@ -193,6 +243,11 @@ _DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 def _explain(source: ModelSource, err: Exception) -> str:
     """One sentence for the user: which model, what went wrong, what to do."""
     name = describe(source)
+    if isinstance(err, _TooSlowError):
+        return (
+            f"The Hub sent {name} too slowly ({err.rate / 1000:.1f} KB/s; this demo waits for "
+            f"{MIN_DOWNLOAD_RATE / 1000:.0f} KB/s); please try again in a minute."
+        )
     if isinstance(err, GatedRepoError):
         return f"{name} is gated on the Hub and this demo does not send access tokens; pick another model."
     if isinstance(err, RepositoryNotFoundError):

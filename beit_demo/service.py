@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from beit_demo import hub
 from beit_demo.catalog import CATALOG, CatalogEntry, get_entry
 from beit_demo.config import Settings
 from beit_demo.errors import DemoError, ImageLoadError, InvalidRequestError
@@ -150,8 +151,11 @@ class DemoService:
 
     def __init__(self, settings: Settings, registry: ModelRegistry | None = None):
         self.settings = settings
-        self.registry = registry or ModelRegistry(settings.max_models, settings.precision)
+        self.registry = registry or ModelRegistry(
+            settings.max_models, settings.precision, max_downloads=settings.downloads
+        )
         self.batcher = BatchingClassifier(settings.max_batch)
+        self._work_slots = threading.BoundedSemaphore(settings.concurrency)  # requests holding decoded pixels
 
     def decode(self, image: ImageInput, input_size: int | None) -> Image.Image:
         """Decode an upload for a model that sees ``input_size`` pixels a side (None: at full resolution).
@@ -177,10 +181,25 @@ class DemoService:
         with self.registry.use(entry.source, progress) as loaded:
             yield loaded, WeightsOrigin(in_memory, loaded.downloaded, loaded.load_seconds)
 
-    def _classify_decoded(
+    @contextmanager
+    def _model_and_image(
+        self, entry: CatalogEntry, image: ImageInput, input_size: int | None, progress: ProgressCallback | None
+    ) -> Iterator[tuple[LoadedModel, WeightsOrigin, Image.Image]]:
+        """Borrow ``entry``'s model, then take a work slot and decode the image for it.
+
+        A download happens before the work slot is taken, so requests for models in memory never wait behind it;
+        at most ``settings.concurrency`` requests hold decoded pixels at once. An upload that is not a usable image
+        is refused before anything is downloaded.
+        """
+        if entry.source not in self.registry.loaded_sources():
+            self.decode(image, input_size)  # fail fast on a bad upload; these pixels are dropped at once
+        with self._borrow(entry, progress) as (loaded, origin), self._work_slots:
+            yield loaded, origin, self.decode(image, input_size)
+
+    def _classify(
         self,
         entry: CatalogEntry,
-        picture: Image.Image,
+        image: ImageInput,
         top_k: int,
         progress: ProgressCallback | None,
         with_input: bool,
@@ -188,9 +207,9 @@ class DemoService:
     ) -> Classification:
         started = time.perf_counter()
         adapter = entry.input_adapter if adapt else ""
-        if adapter:
-            picture = ADAPTERS[adapter](picture).image
-        with self._borrow(entry, progress) as (loaded, origin):
+        with self._model_and_image(entry, image, entry.input_size, progress) as (loaded, origin, picture):
+            if adapter:
+                picture = ADAPTERS[adapter](picture).image
             prediction = self.batcher.classify(loaded, picture, top_k)
             seconds = time.perf_counter() - started
             model_input = _model_input(loaded, prediction.pixel_values) if with_input else None
@@ -212,13 +231,10 @@ class DemoService:
             adapt: run the model's input adapter first, if it has one (the Fashion-MNIST look).
 
         Raises:
-            DemoError: a bad model key, top-k or image, an image the adapter finds nothing in, or a model that
-                cannot be fetched or loaded.
+            DemoError: a bad model key, top-k or image, or a model that cannot be fetched or loaded.
         """
         entry = get_entry(model_key)
-        k = parse_top_k(top_k)
-        picture = self.decode(image, entry.input_size)
-        return self._classify_decoded(entry, picture, k, progress, with_input=True, adapt=adapt)
+        return self._classify(entry, image, parse_top_k(top_k), progress, with_input=True, adapt=adapt)
 
     def detect_faces(
         self,
@@ -233,9 +249,7 @@ class DemoService:
             DemoError: a model that does not classify faces, a bad score or image, or a model that cannot load.
         """
         entry = _face_entry(model_key)
-        score = parse_face_score(min_face_score)
-        photo = self.decode(image, None)
-        return self._judge_faces(entry, photo, find_faces(shared_detector(), photo, score), score, progress)
+        return self._judge_faces(entry, image, parse_face_score(min_face_score), progress)
 
     def explain(
         self,
@@ -256,16 +270,16 @@ class DemoService:
         from beit_demo.inference.explain import explain_patches  # imports torch: on the first request
 
         entry = get_entry(model_key)
-        photo = self.decode(image, entry.input_size)
-        adapted = ADAPTERS[entry.input_adapter](photo) if entry.input_adapter else None
-        picture = adapted.image if adapted else photo
         started = time.perf_counter()
-        with self._borrow(entry, progress) as (loaded, _), self.batcher.exclusive():
-            patches = explain_patches(loaded, picture, label, method)
-        relevance = onto_image(patches.grid, loaded.processor, picture.size)
-        if adapted:
-            relevance = adapted.back_onto(relevance, photo.size)
-        shown = photo.resize(display_size(photo.size), Image.Resampling.BILINEAR)
+        with self._model_and_image(entry, image, entry.input_size, progress) as (loaded, _, photo):
+            adapted = ADAPTERS[entry.input_adapter](photo) if entry.input_adapter else None
+            picture = adapted.image if adapted else photo
+            with self.batcher.exclusive():
+                patches = explain_patches(loaded, picture, label, method)
+            relevance = onto_image(patches.grid, loaded.processor, picture.size)
+            if adapted:
+                relevance = adapted.back_onto(relevance, photo.size)
+            shown = photo.resize(display_size(photo.size), Image.Resampling.BILINEAR)
         relevance = np.asarray(Image.fromarray(relevance, mode="F").resize(shown.size, Image.Resampling.BILINEAR))
         seconds = time.perf_counter() - started
         return Explanation(
@@ -273,15 +287,11 @@ class DemoService:
         )
 
     def _judge_faces(
-        self,
-        entry: CatalogEntry,
-        photo: Image.Image,
-        found: FoundFaces,
-        min_face_score: float,
-        progress: ProgressCallback | None,
+        self, entry: CatalogEntry, image: ImageInput, min_face_score: float, progress: ProgressCallback | None
     ) -> FaceReport:
         started = time.perf_counter()
-        with self._borrow(entry, progress) as (loaded, origin):
+        with self._model_and_image(entry, image, None, progress) as (loaded, origin, photo):
+            found = find_faces(shared_detector(), photo, min_face_score)
             faces = tuple(judge_faces(self.batcher, loaded, photo, found))
             whole_photo = None
             if not faces:  # say what the model makes of the photo instead
@@ -302,8 +312,8 @@ class DemoService:
         """Run several catalog models on one image, models already in memory first.
 
         Yields the comparison before the first model runs and after each one, so a front end can show fast
-        answers while slow models download. One model failing does not stop the others: its
-        outcome holds the sentence instead. The faces are found once, and every face-mask model judges the same ones.
+        answers while slow models download. One model failing does not stop the others: its outcome holds the
+        sentence instead. Every face-mask model judges the same faces (the detector gives the same ones each time).
 
         Raises:
             DemoError: no model ticked, a bad key, top-k or image (before any model runs).
@@ -312,20 +322,17 @@ class DemoService:
         if not entries:
             raise InvalidRequestError("Tick at least one model to compare.")
         k = parse_top_k(top_k)
-        picture = self.decode(image, max(entry.input_size for entry in entries))
-        if any(entry.classifies_faces for entry in entries):
-            photo = self.decode(image, None)
-            found = find_faces(shared_detector(), photo, DEFAULT_FACE_SCORE)
+        self.decode(image, max(entry.input_size for entry in entries))  # a bad upload fails before any model runs
         in_memory = set(self.registry.loaded_sources())
         outcomes: dict[str, CompareOutcome] = {}
         yield Comparison(entries, dict(outcomes))
         for entry in sorted(entries, key=lambda entry: entry.source not in in_memory):
             try:
                 if entry.classifies_faces:
-                    report = self._judge_faces(entry, photo, found, DEFAULT_FACE_SCORE, progress)
+                    report = self._judge_faces(entry, image, DEFAULT_FACE_SCORE, progress)
                     outcomes[entry.key] = CompareOutcome(entry, None, faces=report)
                 else:
-                    classification = self._classify_decoded(entry, picture, k, progress, with_input=False)
+                    classification = self._classify(entry, image, k, progress, with_input=False)
                     outcomes[entry.key] = CompareOutcome(entry, classification)
             except DemoError as err:
                 outcomes[entry.key] = CompareOutcome(entry, None, str(err))
@@ -345,6 +352,10 @@ class DemoService:
         """Where every catalog model is, in catalog order."""
         statuses = self.registry.status(entry.source for entry in CATALOG)
         return [CatalogStatus(entry, status) for entry, status in zip(CATALOG, statuses, strict=True)]
+
+    def remove_orphaned_downloads(self) -> int:
+        """Delete the partial files that a process killed mid-download left in the catalog models' cache folders."""
+        return sum(hub.remove_partial_downloads(entry.source, hub.ORPHAN_AGE_S) for entry in CATALOG)
 
     def preload(self, model_keys: Sequence[str]) -> threading.Thread:
         """Load catalog models in the background, one after another (failures wait for a request to report them)."""

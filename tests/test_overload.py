@@ -9,7 +9,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -19,7 +19,8 @@ from gradio_client.utils import QueueError
 from PIL import Image
 
 from beit_demo.catalog import get_entry
-from tests.conftest import PHOTOS, RunningApp, running_app
+from beit_demo.testing.checkpoints import FASHION_MNIST_LABELS
+from tests.conftest import DATA, PHOTOS, RunningApp, running_app
 
 pytestmark = pytest.mark.app
 
@@ -87,14 +88,46 @@ def own_photos(directory: Path, count: int) -> list[Path]:
     return paths
 
 
-def one_visitor(url: str, image: Path, start: threading.Barrier, outcomes: Counter, lock: threading.Lock) -> None:
-    """Make REQUESTS_PER_CLIENT requests in a row, as one visitor clicking again and again."""
+FACE_MODEL = get_entry("facemask-deit")
+FACE_SCENE = DATA / "face-mask" / "scene_1.jpg"
+
+
+def classify_answers(client: Client, image: Path) -> bool:
+    return len(classify(client, LOAD_MODEL.key, image)["confidences"]) == 3
+
+
+# One check per endpoint that runs a model: it calls it and says whether the answer is whole.
+ENDPOINTS: dict[str, Callable[[Client, Path], bool]] = {
+    "classify": classify_answers,
+    "detect_faces": lambda client, image: (
+        len(client.predict(handle_file(str(FACE_SCENE)), FACE_MODEL.key, 0.5, api_name="/detect_faces")[1]["faces"])
+        == 3
+    ),
+    "explain": lambda client, image: (
+        client.predict(handle_file(str(image)), LOAD_MODEL.key, "", "", api_name="/explain")[2] in FASHION_MNIST_LABELS
+    ),
+    "compare": lambda client, image: (
+        "working..."
+        not in client.predict(handle_file(str(image)), [LOAD_MODEL.key, FACE_MODEL.key], 2, api_name="/compare")[-1]
+    ),
+}
+
+
+def one_visitor(
+    url: str,
+    image: Path,
+    start: threading.Barrier,
+    outcomes: Counter,
+    lock: threading.Lock,
+    calls: tuple[Callable[[Client, Path], bool], ...] = (classify_answers,),
+) -> None:
+    """Make REQUESTS_PER_CLIENT requests in a row, as one visitor clicking again and again (cycling through calls)."""
     client = Client(url, verbose=False)
     try:
         start.wait()
-        for _ in range(REQUESTS_PER_CLIENT):
+        for index in range(REQUESTS_PER_CLIENT):
             try:
-                outcome = "ok" if len(classify(client, LOAD_MODEL.key, image)["confidences"]) == 3 else "bad answer"
+                outcome = "ok" if calls[index % len(calls)](client, image) else "bad answer"
             except QueueError as err:
                 outcome = "queue is full" if "Queue is full" in str(err) else f"QueueError: {err}"
             except Exception as err:  # anything else is a failure the test reports
@@ -146,6 +179,48 @@ def test_32_clients_get_an_answer_or_queue_is_full_and_memory_stays_bounded(app,
         assert len(classify(after, LOAD_MODEL.key)["confidences"]) == 3
     finally:
         after.close()
+
+
+def test_32_clients_mixing_every_endpoint_get_an_answer_or_queue_is_full(app, tmp_path):
+    """Classify, find faces, explain and compare at once: the same bounds hold for every endpoint that runs a model."""
+    warm = Client(app.url, verbose=False)
+    try:
+        assert all(check(warm, PHOTOS / "chelsea.jpg") for check in ENDPOINTS.values())  # every model loaded
+    finally:
+        warm.close()
+    idle = rss(app.pid)
+    outcomes: Counter = Counter()
+    lock = threading.Lock()
+    start = threading.Barrier(CLIENTS)
+    endpoints = list(ENDPOINTS.values())
+    visitors = [
+        threading.Thread(
+            target=one_visitor,
+            # Each visitor starts at another endpoint, so all four are asked for at every moment.
+            args=(app.url, image, start, outcomes, lock, tuple(endpoints[index % 4 :] + endpoints[: index % 4])),
+            daemon=True,
+        )
+        for index, image in enumerate(own_photos(tmp_path / "photos", CLIENTS))
+    ]
+    started = time.monotonic()
+    with RssSampler(app.pid) as sampler:
+        for visitor in visitors:
+            visitor.start()
+        for visitor in visitors:
+            visitor.join(timeout=240)
+    seconds = time.monotonic() - started
+    print(
+        f"\n{CLIENTS} clients x {REQUESTS_PER_CLIENT} mixed requests in {seconds:.1f} s: {dict(outcomes)}; "
+        f"app RSS idle {idle / 1e6:.0f} MB, peak {sampler.peak / 1e6:.0f} MB"
+    )
+    assert not any(visitor.is_alive() for visitor in visitors), "some clients never got an answer"
+    assert sum(outcomes.values()) == CLIENTS * REQUESTS_PER_CLIENT
+    assert set(outcomes) <= {"ok", "queue is full"}, outcomes
+    assert outcomes["ok"] > 0 and outcomes["queue is full"] > 0, outcomes
+    assert sampler.peak < RSS_BOUND_BYTES
+    assert sampler.peak - idle < RSS_GROWTH_BOUND_BYTES
+    with urllib.request.urlopen(app.url, timeout=10) as response:
+        assert response.status == 200
 
 
 def test_visitors_sending_the_same_photo_at_once_all_get_their_answer(app):

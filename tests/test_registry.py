@@ -118,7 +118,8 @@ def test_a_failed_load_keeps_no_entry_and_a_retry_succeeds(hub_double):
     hub_double.clear_faults()
     with registry.use(source("facemask-beit")) as loaded:
         assert loaded.labels == ("No Mask", "Mask")
-    assert loader.calls == [source("facemask-beit")] * 2
+    # The first try failed in the download, which the registry runs in its pool before the loader; the retry loads.
+    assert loader.calls == [source("facemask-beit")]
 
 
 def test_status_follows_a_model_from_the_hub_to_memory():

@@ -9,6 +9,7 @@ model from anywhere else share it.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -70,14 +71,21 @@ class ModelRegistry:
             exceed this while requests hold more models than that; the extra ones go when released.
         precision: passed to the loader.
         loader: loads one model; `load_model` unless a test substitutes a counting wrapper.
+        max_downloads: most models downloading at once (a small pool of their own: requests for models in memory
+            or on disk never wait on them).
     """
 
-    def __init__(self, max_models: int = 3, precision: str = "fp32", loader: Loader = load_model):
-        if max_models < 1:
-            raise ValueError("max_models must be at least 1")
+    def __init__(
+        self, max_models: int = 3, precision: str = "fp32", loader: Loader = load_model, max_downloads: int = 2
+    ):
+        if max_models < 1 or max_downloads < 1:
+            raise ValueError("max_models and max_downloads must be at least 1")
         self.max_models = max_models
         self.precision = precision
         self._loader = loader
+        # Downloads run at most this many at once, whatever the number of requests waiting on them; a model already
+        # in the Hub cache loads without waiting for them.
+        self._downloads = threading.BoundedSemaphore(max_downloads)
         self._lock = threading.Lock()
         self._slots: OrderedDict[ModelSource, _Slot] = OrderedDict()  # oldest use first
 
@@ -121,7 +129,15 @@ class ModelRegistry:
                 progress(fraction, text)
 
         try:
-            slot.loaded = self._loader(source, self.precision, report)
+            started = time.perf_counter()
+            fetched = None
+            if hub.cached_directory(source) is None:
+                with self._downloads:
+                    fetched = hub.fetch(source, report)  # the loader then finds the files in the cache
+            loaded = self._loader(source, self.precision, report)
+            if fetched is not None and fetched.downloaded:  # say so, with the download in the time
+                loaded.downloaded, loaded.load_seconds = True, time.perf_counter() - started
+            slot.loaded = loaded
         except BaseException as err:
             slot.error = err
             with self._lock:  # forget the failure so the next request retries from scratch
@@ -144,13 +160,17 @@ class ModelRegistry:
             return_freed_memory()  # now, not at some later collection
 
     def _evict_idle(self) -> int:
-        """Drop least recently used idle models until at most max_models remain. Caller holds the lock."""
+        """Drop least recently used idle models until at most max_models are loaded. Caller holds the lock.
+
+        Models still loading do not count: a burst of requests for models that wait on the Hub must not push the
+        models in memory out (they are counted, and the bound kept, once they have arrived).
+        """
+        loaded = [source for source, slot in self._slots.items() if slot.loaded is not None]
         evicted = 0
-        for source in list(self._slots):
-            if len(self._slots) <= self.max_models:
+        for source in loaded:
+            if len(loaded) - evicted <= self.max_models:
                 break
-            slot = self._slots[source]
-            if slot.users == 0 and slot.done.is_set():
+            if self._slots[source].users == 0:
                 del self._slots[source]
                 evicted += 1
         return evicted

@@ -23,6 +23,16 @@ FACE_COLOURS = {"Mask": "#2e7d32", "No Mask": "#c62828", "with_mask": "#2e7d32",
 _MODEL_CHOICES = [(entry.title, entry.key) for entry in CATALOG]
 
 
+def _task_limits(settings: Settings) -> dict:
+    """Gradio's limits for every event that runs a model: one group, as many at once as the queue admits.
+
+    Each admitted request waits inside the service, for its model (downloads run apart, `BEIT_DEMO_DOWNLOADS` at a
+    time) or for a work slot (`BEIT_DEMO_CONCURRENCY`): a request for a model in memory never queues behind one
+    that waits on the Hub.
+    """
+    return {"concurrency_limit": settings.queue_size, "concurrency_id": "classify"}
+
+
 def _classify_tab(handlers: Handlers, settings: Settings) -> gr.Dropdown:
     default = get_entry(DEFAULT_MODEL_KEY)
     with gr.Row():
@@ -88,8 +98,7 @@ def _classify_tab(handlers: Handlers, settings: Settings) -> gr.Dropdown:
         fn=handlers.classify,
         inputs=[image_input, model_dropdown, top_k_slider],
         outputs=[predictions_label, status_markdown, model_input_image],
-        concurrency_limit=settings.concurrency,
-        concurrency_id="classify",
+        **_task_limits(settings),
     )
     classify_button.click(**classify_event, api_name="classify")
     classify_as_is_button.click(**{**classify_event, "fn": handlers.classify_as_is}, api_name=False)
@@ -99,25 +108,23 @@ def _classify_tab(handlers: Handlers, settings: Settings) -> gr.Dropdown:
         inputs=[image_input, model_dropdown, min_face_score_slider],
         outputs=faces_outputs,
         api_name="detect_faces",
-        concurrency_limit=settings.concurrency,
-        concurrency_id="classify",
+        **_task_limits(settings),
     )
     faces_json.change(texts.face_rows, inputs=faces_json, outputs=faces_dataframe, api_name=False, queue=False)
     explain_inputs = [image_input, model_dropdown, explain_label_dropdown, explain_method_dropdown]
-    explain_limits = {"concurrency_limit": settings.concurrency, "concurrency_id": "classify"}
     explain_button.click(
         handlers.explain_view,
         inputs=explain_inputs,
         outputs=[explain_slider, explain_heatmap_image, explained_label_textbox],
         api_name=False,
-        **explain_limits,
+        **_task_limits(settings),
     )
     explain_api_button.click(
         handlers.explain,
         inputs=explain_inputs,
         outputs=[explain_overlay_image, explain_heatmap_image, explained_label_textbox],
         api_name="explain",
-        **explain_limits,
+        **_task_limits(settings),
     )
     predictions_label.change(
         handlers.class_choices, inputs=predictions_label, outputs=explain_label_dropdown, api_name=False, queue=False
@@ -129,8 +136,7 @@ def _classify_tab(handlers: Handlers, settings: Settings) -> gr.Dropdown:
         inputs=[image_input, model_dropdown, top_k_slider, find_faces_checkbox, adapt_checkbox, min_face_score_slider],
         outputs=[predictions_label, status_markdown, model_input_image, *faces_outputs],
         api_name=False,
-        concurrency_limit=settings.concurrency,
-        concurrency_id="classify",
+        **_task_limits(settings),
     )
     model_dropdown.change(
         handlers.select_model,
@@ -209,15 +215,13 @@ def _compare_tab(handlers: Handlers, settings: Settings) -> None:
         outputs=[*compare_labels, compare_summary_markdown],
         api_name="compare",
         show_progress_on=[compare_summary_markdown],  # finished panels stay readable while others download
-        concurrency_limit=settings.concurrency,
-        concurrency_id="classify",
+        **_task_limits(settings),
     ).then(
         handlers.compare_explanations,
         inputs=[compare_image_input, compare_models_checkboxes],
         outputs=compare_overlays,
         api_name=False,
-        concurrency_limit=settings.concurrency,
-        concurrency_id="classify",
+        **_task_limits(settings),
     )
     compare_models_checkboxes.change(
         lambda keys: [gr.Column(visible=entry.key in (keys or [])) for entry in CATALOG],
