@@ -104,13 +104,7 @@ def make_quantized_linears_differentiable(model: torch.nn.Module) -> int:
     """Wrap every dynamically quantized `Linear` of ``model`` in `DifferentiableDynamicLinear`, in place."""
     from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
-    wrapped = 0
-    for module in list(model.modules()):
-        for name, child in list(module.named_children()):
-            if type(child) is DynamicLinear:
-                setattr(module, name, DifferentiableDynamicLinear(child))
-                wrapped += 1
-    return wrapped
+    return _replace_modules(model, DynamicLinear, DifferentiableDynamicLinear)
 
 
 @functools.cache
@@ -138,10 +132,7 @@ def prepack_linear_layers(model: torch.nn.Module) -> bool:
     """
     if not _prepacked_linear_works():
         return False
-    for module in list(model.modules()):
-        for name, child in list(module.named_children()):
-            if type(child) is torch.nn.Linear:
-                setattr(module, name, PrepackedLinear(child))
+    _replace_modules(model, torch.nn.Linear, PrepackedLinear)
     with torch.no_grad():
         for tensor in itertools.chain(model.parameters(), model.buffers()):
             tensor.data = tensor.data.clone()
@@ -181,10 +172,15 @@ def freeze_relative_position_biases(model: torch.nn.Module) -> int:
     """
     from transformers.models.beit.modeling_beit import BeitRelativePositionBias
 
-    wrapped = 0
+    return _replace_modules(model, BeitRelativePositionBias, FrozenRelativePositionBias)
+
+
+def _replace_modules(model: torch.nn.Module, kind: type, replacement: type) -> int:
+    """Put ``replacement(child)`` in the place of every submodule whose type is exactly ``kind``; returns how many."""
+    replaced = 0
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
-            if type(child) is BeitRelativePositionBias:
-                setattr(module, name, FrozenRelativePositionBias(child))
-                wrapped += 1
-    return wrapped
+            if type(child) is kind:
+                setattr(module, name, replacement(child))
+                replaced += 1
+    return replaced
