@@ -31,12 +31,16 @@ def preprocess(loaded: LoadedModel, images: Sequence[Image.Image]) -> torch.Tens
     return loaded.processor(images=list(images), return_tensors="pt")["pixel_values"]
 
 
+def input_dtype(loaded: LoadedModel) -> torch.dtype:
+    """The dtype the model's inputs must have: its weights' (fp16 on a GPU), float32 for an int8 model."""
+    parameter = next(loaded.model.parameters(), None)
+    return parameter.dtype if parameter is not None and parameter.is_floating_point() else torch.float32
+
+
 def forward(loaded: LoadedModel, pixel_values: torch.Tensor) -> torch.Tensor:
     """Logits (N, num_labels) as float32 on the CPU."""
-    parameter = next(loaded.model.parameters(), None)
-    dtype = parameter.dtype if parameter is not None and parameter.is_floating_point() else torch.float32
     with torch.inference_mode():
-        logits = loaded.model(pixel_values=pixel_values.to(loaded.device, dtype)).logits
+        logits = loaded.model(pixel_values=pixel_values.to(loaded.device, input_dtype(loaded))).logits
     return logits.float().cpu()
 
 

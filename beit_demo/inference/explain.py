@@ -30,7 +30,7 @@ import torch
 from PIL import Image
 
 from beit_demo.errors import InvalidRequestError
-from beit_demo.inference.classify import preprocess
+from beit_demo.inference.classify import input_dtype, preprocess
 from beit_demo.inference.heatmaps import ATTENTION_ROLLOUT, GRADIENT_X_ACTIVATION, METHODS
 from beit_demo.models.loaded import LoadedModel
 from beit_demo.models.optimize import encoder_blocks
@@ -87,7 +87,7 @@ def explain_patches(loaded: LoadedModel, image: Image.Image, label: str = "", me
         InvalidRequestError: an unknown method or label.
     """
     method = pick_method(method)
-    pixel_values = preprocess(loaded, [image]).to(loaded.device, _dtype(loaded))
+    pixel_values = preprocess(loaded, [image]).to(loaded.device, input_dtype(loaded))
     rows, columns = _grid(loaded, pixel_values)
     if method == ATTENTION_ROLLOUT:
         with torch.inference_mode(), _eager_attention(loaded.model):
@@ -170,8 +170,3 @@ def _grid(loaded: LoadedModel, pixel_values: torch.Tensor) -> tuple[int, int]:
 def _reads_cls(loaded: LoadedModel) -> bool:
     """Whether the head reads the CLS token (DeiT, ViT) rather than the mean of the patch tokens (BEiT)."""
     return not getattr(loaded.model.config, "use_mean_pooling", False)
-
-
-def _dtype(loaded: LoadedModel) -> torch.dtype:
-    parameter = next(loaded.model.parameters(), None)
-    return parameter.dtype if parameter is not None and parameter.is_floating_point() else torch.float32

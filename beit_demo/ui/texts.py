@@ -214,14 +214,6 @@ def face_summary(report: FaceReport) -> str:
     return _count_faces(report.faces) + (f" ({'; '.join(notes)})" if notes else "") + "."
 
 
-def face_status_line(report: FaceReport) -> str:
-    """Which model judged the faces, on what, how fast, and where the weights came from."""
-    return (
-        f"**{report.entry.title}** · {report.device} · {report.precision} · {report.seconds * 1000:.0f} ms · "
-        f"{_plural(len(report.faces), 'face')} · {weights_source(report.origin)}"
-    )
-
-
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
