@@ -53,6 +53,20 @@ class Metric:
 
 
 @dataclass(frozen=True)
+class HubDetails:
+    """What the card of a model from outside the catalog says beyond a catalog card: where exactly it came from."""
+
+    requested_revision: str  # as typed after "@"; "" for the default branch
+    commit: str  # the commit that revision pointed at when first asked, used from then on
+    model_type: str  # transformers' family name ("vit", "convnext", ...)
+    license: str  # from its model card's front matter; "" when it states none
+    has_preprocessor: bool  # False: the family's default preprocessing is used
+    weights_file: str
+    download_bytes: int  # config, preprocessor config and weights
+    labels_preview: tuple[str, ...]  # its first few class names
+
+
+@dataclass(frozen=True)
 class CatalogEntry:
     """One catalog model: its source and the card the UI shows beside it."""
 
@@ -70,6 +84,11 @@ class CatalogEntry:
     examples: tuple[str, ...] = ()  # file names under examples/, best first
     classifies_faces: bool = False  # trained on face crops: the demo finds the faces in a photo first
     input_adapter: str = ""  # names the step that makes a photo look like the training data (inference/adapters.py)
+    hub: HubDetails | None = None  # set for a model typed by a visitor: not from our catalog
+
+    @property
+    def from_catalog(self) -> bool:
+        return self.hub is None
 
     @property
     def repo_id(self) -> str:

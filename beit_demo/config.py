@@ -90,6 +90,13 @@ class Settings:
     downloads: int = 2
     # BEIT_DEMO_MAX_BATCH: most requests for one model run as a single forward pass.
     max_batch: int = 8
+    # BEIT_DEMO_HUB_MODELS: accept typed Hub ids (owner/name[@revision]) beside the catalog; "0" turns them off.
+    hub_models: bool = True
+    # BEIT_DEMO_MAX_HUB_MODELS: models from outside the catalog loading or in memory at once (apart from max_models).
+    max_hub_models: int = 2
+    # BEIT_DEMO_MAX_MODEL_BYTES: the most a typed Hub model's files (config, preprocessor config, weights) may take,
+    # read from the repo listing before any weight is requested.
+    max_model_bytes: int = 1_500_000_000
     # GRADIO_SERVER_NAME / PORT (or GRADIO_SERVER_PORT): where the server listens. Spaces set both.
     server_name: str = "127.0.0.1"
     server_port: int = 7860
@@ -118,6 +125,9 @@ class Settings:
             concurrency=_int("BEIT_DEMO_CONCURRENCY", cls.concurrency),
             downloads=_int("BEIT_DEMO_DOWNLOADS", cls.downloads),
             max_batch=_int("BEIT_DEMO_MAX_BATCH", cls.max_batch),
+            hub_models=os.environ.get("BEIT_DEMO_HUB_MODELS", "1").strip().upper() not in {"0", "OFF", "NO", "FALSE"},
+            max_hub_models=_int("BEIT_DEMO_MAX_HUB_MODELS", cls.max_hub_models),
+            max_model_bytes=_int("BEIT_DEMO_MAX_MODEL_BYTES", cls.max_model_bytes),
             server_name=os.environ.get("GRADIO_SERVER_NAME", cls.server_name),
             server_port=int(port) if port else cls.server_port,
             hub_offline=_is_true("HF_HUB_OFFLINE"),

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
+from huggingface_hub import HfApi, file_download, hf_hub_download, try_to_load_from_cache
 from huggingface_hub import constants as hub_constants
-from huggingface_hub import file_download, hf_hub_download, try_to_load_from_cache
 from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
@@ -29,7 +29,7 @@ from huggingface_hub.errors import (
 )
 from tqdm.auto import tqdm
 
-from beit_demo.catalog import CheckpointFormat, ModelSource, describe, download_command
+from beit_demo.catalog import CheckpointFormat, ModelSource, describe, download_command, entry_for
 from beit_demo.errors import ModelUnavailableError
 
 # A progress callback receives (fraction done in [0, 1], a short description).
@@ -39,8 +39,13 @@ ProgressCallback = Callable[[float, str], None]
 # the pickle-based .bin, which transformers loads with `weights_only=True` on torch >= 2.6.
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 _REQUIRED_FILES = {
-    CheckpointFormat.TRANSFORMERS: ("config.json", "preprocessor_config.json"),
+    CheckpointFormat.TRANSFORMERS: ("config.json",),
     CheckpointFormat.TIMM: ("config.json",),
+}
+# Fetched when the repo has them; without one, the loader uses the family's default preprocessing (and says so).
+_OPTIONAL_FILES = {
+    CheckpointFormat.TRANSFORMERS: ("preprocessor_config.json",),
+    CheckpointFormat.TIMM: (),
 }
 _TIMM_WEIGHT_FILES = ("model.safetensors",)
 
@@ -76,6 +81,9 @@ def cached_directory(source: ModelSource) -> Path | None:
         if not isinstance(path, Path):
             return None
         directory = path.parent
+    for filename in _OPTIONAL_FILES[source.checkpoint_format]:
+        if _cached_path(source, filename) is None:  # neither cached nor known to be missing
+            return None
     for filename in _weight_files(source):
         if isinstance(path := _cached_path(source, filename), Path):
             return directory if path.parent == directory else None
@@ -87,7 +95,8 @@ def cached_size_bytes(source: ModelSource) -> int:
     directory = cached_directory(source)
     if directory is None:
         return 0
-    names = (*_REQUIRED_FILES[source.checkpoint_format], *_weight_files(source))
+    names = (*_REQUIRED_FILES[source.checkpoint_format], *_OPTIONAL_FILES[source.checkpoint_format])
+    names += _weight_files(source)
     return sum((directory / name).stat().st_size for name in names if (directory / name).exists())
 
 
@@ -160,6 +169,10 @@ class _Downloader:
         self.bytes_downloaded += Path(path).stat().st_size
         return Path(path)
 
+    def download_optional(self, filename: str) -> None:
+        with contextlib.suppress(RemoteEntryNotFoundError):  # the cache now remembers that the repo lacks it
+            self.download(filename)
+
     def download_weights(self) -> Path:
         candidates = _weight_files(self.source)
         for filename in candidates:
@@ -191,6 +204,8 @@ def fetch(source: ModelSource, progress: ProgressCallback | None = None) -> Fetc
     try:
         for filename in _REQUIRED_FILES[source.checkpoint_format]:
             directory = downloader.download(filename).parent
+        for filename in _OPTIONAL_FILES[source.checkpoint_format]:
+            downloader.download_optional(filename)
         weights = downloader.download_weights()
     except ModelUnavailableError:
         raise
@@ -204,6 +219,52 @@ def fetch(source: ModelSource, progress: ProgressCallback | None = None) -> Fetc
             f"{describe(source)} changed on the Hub while it was downloading; please try again in a moment."
         )
     return FetchedModel(directory, downloaded=True, bytes_downloaded=downloader.bytes_downloaded)
+
+
+@dataclass(frozen=True)
+class RepoInfo:
+    """What the Hub says about a repo at one revision, asked without a token."""
+
+    commit: str  # the 40-hex commit the revision points at now
+    gated: bool  # its files need an access token
+    file_sizes: dict[str, int]  # path -> bytes, from the repo listing
+    license: str  # from its model card's front matter; "" when it states none
+
+
+def repo_info(repo_id: str, revision: str | None) -> RepoInfo:
+    """Ask the Hub about ``repo_id`` at ``revision`` (None: the default branch), never sending a token.
+
+    Raises:
+        ModelUnavailableError: the repo or revision is missing, private, or the Hub cannot be reached.
+    """
+    source = ModelSource(repo_id, revision or "main")
+    try:
+        info = HfApi().model_info(
+            repo_id, revision=revision, files_metadata=True, token=False, timeout=hub_constants.HF_HUB_ETAG_TIMEOUT
+        )
+    except Exception as err:
+        raise ModelUnavailableError(_explain(source, err)) from err
+    sizes = {sibling.rfilename: int(sibling.size or 0) for sibling in info.siblings or ()}
+    license_ = getattr(info.card_data, "license", None) if info.card_data is not None else None
+    if isinstance(license_, list):
+        license_ = ", ".join(str(item) for item in license_)
+    return RepoInfo(str(info.sha), bool(info.gated), sizes, str(license_ or "")[:80])
+
+
+def config_text(source: ModelSource) -> str:
+    """``config.json`` of ``source``, fetched alone (into the Hub cache) and read as text.
+
+    Raises:
+        ModelUnavailableError: it cannot be fetched, or is not UTF-8 text.
+    """
+    _bound_waits()
+    try:
+        path = _Downloader(source, None).download("config.json")
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ModelUnavailableError(f"{describe(source)}'s config.json is not text; pick another model.") from err
+    except Exception as err:
+        raise ModelUnavailableError(_explain(source, err)) from err
 
 
 def remove_partial_downloads(source: ModelSource, older_than_s: float = 0.0) -> int:
@@ -253,10 +314,8 @@ def _explain(source: ModelSource, err: Exception) -> str:
     if isinstance(err, RepositoryNotFoundError):
         return f"{name} was not found on the Hub (it may have been renamed or made private); pick another model."
     if isinstance(err, RevisionNotFoundError):
-        return (
-            f"{name} has no revision {source.revision!r} on the Hub (the demo's catalog needs updating); "
-            "pick another model."
-        )
+        why = "the demo's catalog needs updating" if entry_for(source) else "check the name after the @"
+        return f"{name} has no revision {source.revision!r} on the Hub ({why}); pick another model."
     if isinstance(err, LocalEntryNotFoundError):
         if hub_constants.is_offline_mode():
             return (

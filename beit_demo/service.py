@@ -20,8 +20,9 @@ from PIL import Image
 from beit_demo import hub
 from beit_demo.catalog import CATALOG, CatalogEntry, get_entry
 from beit_demo.config import Settings
-from beit_demo.errors import DemoError, ImageLoadError, InvalidRequestError
+from beit_demo.errors import DemoError, ImageLoadError, InvalidRequestError, UnknownModelError
 from beit_demo.hub import ProgressCallback
+from beit_demo.hub_ids import HubModelResolver, catalog_entry_for, parse_hub_id, quoted
 from beit_demo.images import load_image, shrink
 from beit_demo.inference.adapters import ADAPTERS
 from beit_demo.inference.batching import BatchingClassifier
@@ -32,6 +33,7 @@ from beit_demo.models.loaded import LoadedModel
 from beit_demo.models.registry import ModelRegistry, ModelStatus
 
 MAX_TOP_K = 20  # more rows than this are unreadable in a label list
+MAX_HUB_MODELS_COMPARED = 2  # typed Hub models in one comparison, beside the catalog's (the page has two panels)
 DEFAULT_FACE_SCORE = 0.5  # the detector's own threshold in MediaPipe; 9 of 9 faces in the test scenes, no false ones
 ImageInput = str | bytes | None  # a path or the file's bytes, as a front end receives it
 
@@ -152,10 +154,34 @@ class DemoService:
     def __init__(self, settings: Settings, registry: ModelRegistry | None = None):
         self.settings = settings
         self.registry = registry or ModelRegistry(
-            settings.max_models, settings.precision, max_downloads=settings.downloads
+            settings.max_models,
+            settings.precision,
+            max_downloads=settings.downloads,
+            max_hub_models=settings.max_hub_models,
         )
         self.batcher = BatchingClassifier(settings.max_batch)
         self._work_slots = threading.BoundedSemaphore(settings.concurrency)  # requests holding decoded pixels
+        self.resolver = HubModelResolver(settings.max_model_bytes)
+
+    def entry(self, model: str) -> CatalogEntry:
+        """The model a front end names: a catalog key, or a Hub id typed by a visitor (``owner/name[@revision]``).
+
+        A Hub id is checked before anything is asked of the Hub, then resolved once (`beit_demo.hub_ids`): its
+        commit, size, architecture and labels. A Hub id of a catalog model gives the catalog's entry.
+
+        Raises:
+            UnknownModelError: not a catalog key, and not a Hub id (or typed ids are switched off); lists the keys.
+            InvalidRequestError: it looks like a Hub id but breaks the Hub's rules (paths, URLs, odd characters).
+            ModelUnavailableError: a Hub model this demo will not load (gated, too big, not an image classifier...).
+        """
+        if isinstance(model, str) and model in _CATALOG_KEYS:
+            return get_entry(model)
+        if not (self.settings.hub_models and isinstance(model, str) and "/" in model):
+            valid = ", ".join(entry.key for entry in CATALOG)
+            typed = ", or a Hub id such as owner/name" if self.settings.hub_models else ""
+            raise UnknownModelError(f"Unknown model {quoted(str(model))}. Valid models: {valid}{typed}.")
+        hub_id = parse_hub_id(model)
+        return catalog_entry_for(hub_id) or self.resolver.resolve(hub_id)
 
     def decode(self, image: ImageInput, input_size: int | None) -> Image.Image:
         """Decode an upload for a model that sees ``input_size`` pixels a side (None: at full resolution).
@@ -233,7 +259,7 @@ class DemoService:
         Raises:
             DemoError: a bad model key, top-k or image, or a model that cannot be fetched or loaded.
         """
-        entry = get_entry(model_key)
+        entry = self.entry(model_key)
         return self._classify(entry, image, parse_top_k(top_k), progress, with_input=True, adapt=adapt)
 
     def detect_faces(
@@ -248,7 +274,7 @@ class DemoService:
         Raises:
             DemoError: a model that does not classify faces, a bad score or image, or a model that cannot load.
         """
-        entry = _face_entry(model_key)
+        entry = _face_entry(self.entry(model_key))
         return self._judge_faces(entry, image, parse_face_score(min_face_score), progress)
 
     def explain(
@@ -267,11 +293,12 @@ class DemoService:
         Raises:
             DemoError: a bad key, image, label or method, or a model that cannot be fetched or loaded.
         """
-        from beit_demo.inference.explain import explain_patches  # imports torch: on the first request
+        from beit_demo.inference.explain import check_explainable, explain_patches  # imports torch: on first use
 
-        entry = get_entry(model_key)
+        entry = self.entry(model_key)
         started = time.perf_counter()
         with self._model_and_image(entry, image, entry.input_size, progress) as (loaded, _, photo):
+            check_explainable(loaded)
             adapted = ADAPTERS[entry.input_adapter](photo) if entry.input_adapter else None
             picture = adapted.image if adapted else photo
             with self.batcher.exclusive():
@@ -318,9 +345,13 @@ class DemoService:
         Raises:
             DemoError: no model ticked, a bad key, top-k or image (before any model runs).
         """
-        entries = tuple(get_entry(key) for key in model_keys or [])
+        entries = tuple(dict.fromkeys(self.entry(key) for key in model_keys or []))  # each model once, in order
         if not entries:
             raise InvalidRequestError("Tick at least one model to compare.")
+        if sum(not entry.from_catalog for entry in entries) > MAX_HUB_MODELS_COMPARED:
+            raise InvalidRequestError(
+                f"Compare at most {MAX_HUB_MODELS_COMPARED} models from the Hub at once, beside the catalog's."
+            )
         k = parse_top_k(top_k)
         self.decode(image, max(entry.input_size for entry in entries))  # a bad upload fails before any model runs
         in_memory = set(self.registry.loaded_sources())
@@ -344,7 +375,7 @@ class DemoService:
         Raises:
             DemoError: a bad key, or a model that cannot be fetched or loaded.
         """
-        entry = get_entry(model_key)
+        entry = self.entry(model_key)
         with self._borrow(entry, progress) as (_, origin):
             return origin
 
@@ -362,8 +393,10 @@ class DemoService:
         return self.registry.preload(get_entry(key).source for key in model_keys)
 
 
-def _face_entry(model_key: str) -> CatalogEntry:
-    entry = get_entry(model_key)
+_CATALOG_KEYS = frozenset(entry.key for entry in CATALOG)
+
+
+def _face_entry(entry: CatalogEntry) -> CatalogEntry:
     if not entry.classifies_faces:
         face_keys = ", ".join(candidate.key for candidate in CATALOG if candidate.classifies_faces)
         raise InvalidRequestError(f"{entry.title} does not classify faces: pick one of {face_keys}.")

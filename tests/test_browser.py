@@ -20,7 +20,7 @@ import pytest
 from PIL import Image, ImageChops, ImageOps, ImageStat
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
-from beit_demo.catalog import get_entry
+from beit_demo.catalog import CATALOG, get_entry
 from beit_demo.testing.checkpoints import FASHION_MNIST_LABELS
 from tests.conftest import DATA, HUB, PHOTOS, REPO_ROOT, RunningApp, running_app
 from tests.image_corpus import build_corpus
@@ -152,6 +152,24 @@ def classify_the_whole_photo(panel: Locator) -> None:
     """Untick "Find faces first" (on by default for the face-mask models), so Classify runs on the whole photo."""
     panel.get_by_label("Find faces first").uncheck()
     expect(panel.get_by_role("button", name="Classify", exact=True)).to_be_visible()
+
+
+def pick_models_to_compare(panel: Locator, names: list[str]) -> None:
+    """Add catalog titles (picked from the list) or typed Hub ids (typed, then Enter) to "Models to compare"."""
+    picker = panel.get_by_label("Models to compare")
+    titles = {entry.title for entry in CATALOG}
+    for name in names:
+        chosen = panel.locator(".token").filter(has_text=re.compile(rf"^\s*{re.escape(name)}\s*$"))
+        if chosen.count():
+            continue
+        picker.click()
+        if name in titles:
+            panel.page.get_by_role("option", name=name, exact=True).click()
+        else:
+            picker.fill(name)
+            picker.press("Enter")
+        expect(chosen).to_have_count(1)
+    picker.press("Escape")
 
 
 def row_label(row: Locator) -> str:
@@ -326,8 +344,7 @@ def test_compare_runs_every_ticked_model_and_fills_each_panel_as_it_is_ready(ope
     page.get_by_role("tab", name="Compare models").click()
     panel = visible_tab(page)
     upload(panel, PHOTOS / "astronaut.jpg")
-    for spec in chosen:
-        panel.get_by_role("checkbox", name=spec.title).check()
+    pick_models_to_compare(panel, [spec.title for spec in chosen])
     HUB.throttle_bytes_per_s = 100_000  # about 2 s for the face-mask DeiT files: long enough to watch
     try:
         panel.get_by_role("button", name="Compare", exact=True).click()
@@ -498,3 +515,33 @@ def test_explain_shows_where_the_model_looked_over_the_photo(open_page):
     photo, overlay = (shown_image(page, image) for image in slider.locator("img").all())
     assert photo.size == overlay.size == (451, 300)
     assert thumbnail_distance(photo, overlay) > 3  # the overlay is drawn over the photo, not the photo again
+
+
+def test_type_a_hub_id_classify_with_it_then_compare_it_with_a_catalog_model(open_page):
+    from beit_demo.testing import hub_models
+
+    typed = "tests-browser/tiny-vit"
+    HUB.add_repo(typed, hub_models.family_files("vit"))
+    labels = set(hub_models.FAMILY_LABELS["vit"])
+    page = open_page()
+    panel = visible_tab(page)
+    picker = panel.get_by_label("Model", exact=True)
+    picker.click()
+    picker.fill(typed)
+    picker.press("Enter")
+    expect(panel.get_by_role("heading", name=typed)).to_be_visible(timeout=MODEL_LOAD_MS)
+    expect(panel.get_by_text("Not from our catalog")).to_be_visible()
+    upload(panel, PHOTOS / "coffee.jpg")
+    assert classify(panel).inner_text() in labels
+    expect(prediction_rows(panel)).to_have_count(3)  # top-5 of a 3-class model
+
+    page.get_by_role("tab", name="Compare models").click()
+    compare = visible_tab(page)
+    upload(compare, PHOTOS / "coffee.jpg")
+    pick_models_to_compare(compare, [get_entry("beit-in22k").title, typed])
+    compare.get_by_role("button", name="Compare", exact=True).click()
+    typed_panel = block(compare, f"{typed} (from the Hub)")
+    expect(typed_panel.get_by_test_id("label-output-value")).to_be_visible(timeout=MODEL_LOAD_MS)
+    assert typed_panel.get_by_test_id("label-output-value").inner_text() in labels
+    expect(block(compare, get_entry("beit-in22k").title).get_by_test_id("label-output-value")).to_be_visible()
+    expect(compare.get_by_role("row").filter(has_text=typed).first).to_contain_text(re.compile(r"\d+ ms"))

@@ -17,7 +17,7 @@ PACKAGE = REPO_ROOT / "beit_demo"
 # Each module's layer, lowest first; a module may import its own layer and those below it, never one above.
 LAYERS = {
     "base": ("errors", "catalog", "config", "images", "__init__"),
-    "hub and models": ("hub", "models"),
+    "hub and models": ("hub", "hub_ids", "models"),
     "inference": ("inference",),
     "service": ("service",),
     "front ends": ("ui", "cli", "__main__"),

@@ -20,7 +20,8 @@ from PIL import Image
 
 from beit_demo.catalog import get_entry
 from beit_demo.testing.checkpoints import FASHION_MNIST_LABELS
-from tests.conftest import DATA, PHOTOS, RunningApp, running_app
+from beit_demo.testing.hub_models import FAMILY_LABELS, family_files
+from tests.conftest import DATA, HUB, PHOTOS, RunningApp, running_app
 
 pytestmark = pytest.mark.app
 
@@ -38,6 +39,7 @@ RSS_GROWTH_BOUND_BYTES = 500_000_000
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     tmp_path = tmp_path_factory.mktemp("overload")
+    HUB.add_repo(TYPED, family_files("vit"))
     with running_app(tmp_path, BEIT_DEMO_QUEUE_SIZE=str(QUEUE_SIZE)) as running:
         yield running
 
@@ -88,6 +90,7 @@ def own_photos(directory: Path, count: int) -> list[Path]:
     return paths
 
 
+TYPED = "tests-overload/tiny-vit"  # a Hub id a visitor types, served by the Hub double (see the app fixture)
 FACE_MODEL = get_entry("facemask-deit")
 FACE_SCENE = DATA / "face-mask" / "scene_1.jpg"
 
@@ -105,6 +108,13 @@ ENDPOINTS: dict[str, Callable[[Client, Path], bool]] = {
     ),
     "explain": lambda client, image: (
         client.predict(handle_file(str(image)), LOAD_MODEL.key, "", "", api_name="/explain")[2] in FASHION_MNIST_LABELS
+    ),
+    "classify a typed Hub model": lambda client, image: (
+        {
+            row["label"]
+            for row in client.predict(handle_file(str(image)), TYPED, 2, api_name="/classify")[0]["confidences"]
+        }
+        <= set(FAMILY_LABELS["vit"])
     ),
     "compare": lambda client, image: (
         "working..."
@@ -188,18 +198,18 @@ def test_32_clients_get_an_answer_or_queue_is_full_and_memory_stays_bounded(app,
 
 
 def test_32_clients_mixing_every_endpoint_get_an_answer_or_queue_is_full(app, tmp_path):
-    """Classify, find faces, explain and compare at once: the same bounds hold for every endpoint that runs a model."""
+    """Classify (a catalog model and a typed Hub id), find faces, explain and compare at once: the same bounds hold."""
     warm = Client(app.url, verbose=False)
     try:
         assert all(check(warm, PHOTOS / "chelsea.jpg") for check in ENDPOINTS.values())  # every model loaded
     finally:
         warm.close()
     endpoints = list(ENDPOINTS.values())
-    # Each visitor starts at another endpoint, so all four are asked for at every moment.
+    # Each visitor starts at another endpoint, so all of them are asked for at every moment.
     overload(
         app,
         own_photos(tmp_path / "photos", CLIENTS),
-        lambda index: tuple(endpoints[index % 4 :] + endpoints[: index % 4]),
+        lambda index: tuple(endpoints[index % len(endpoints) :] + endpoints[: index % len(endpoints)]),
     )
 
 

@@ -18,6 +18,7 @@ from urllib.parse import quote, urlsplit
 import huggingface_hub
 import pytest
 from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 from huggingface_hub import constants
 
 from beit_demo import hub
@@ -187,3 +188,49 @@ def test_telemetry_and_analytics_are_off_by_default():
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["True", "False"]
+
+
+# -- typed Hub ids over HTTP -------------------------------------------------------------------------------------
+
+TYPED_OWNER = "tests-security-typed"
+
+
+def test_typed_hub_ids_over_http_refuse_the_hostile_and_serve_the_good_without_a_token(app, hub_double):
+    from beit_demo.testing import hub_models
+
+    good = f"{TYPED_OWNER}/tiny-vit"
+    hub_double.add_repo(good, hub_models.family_files("vit"))
+    hub_double.add_repo(f"{TYPED_OWNER}/text-classifier", hub_models.text_classifier_files())
+    hub_double.add_repo(f"{TYPED_OWNER}/gated", hub_models.family_files("resnet"), gated=True)
+    photo = handle_file(str(PHOTOS / "coffee.jpg"))
+    client = Client(app.url, verbose=False)
+
+    def refusal(model: str) -> str:
+        with pytest.raises(AppError) as refused:
+            client.predict(photo, model, 2, api_name="/classify")
+        return str(refused.value)
+
+    try:
+        uploaded = client.predict(photo, "beit-in22k", 1, api_name="/classify")[0]
+        hub_double.clear_log()
+        hostile_ids = ("../..", "/tmp", "owner/name\x00", "file:///etc/passwd", "a" * 300, "m\u0456crosoft/beit")
+        refused = {hostile: refusal(hostile) for hostile in hostile_ids}
+        assert hub_double.log() == []  # refused by their syntax: not a single Hub request
+        refused.update({what: refusal(f"{TYPED_OWNER}/{what}") for what in ("text-classifier", "gated")})
+        scores, status, _ = client.predict(photo, good, 3, api_name="/classify")
+        card, *_ = client.predict(good, api_name="/select_model")
+        *panels, summary = client.predict(photo, ["beit-in22k", good], 2, api_name="/compare")
+        after = client.predict(photo, "beit-in22k", 1, api_name="/classify")[0]
+    finally:
+        client.close()
+    for hostile, message in refused.items():
+        expected = ("a Hub id is owner/name", "Valid models: beit-in22k", "is gated", "not an image classifier")
+        assert any(sentence in message for sentence in expected), (
+            hostile,
+            message,
+        )
+    assert {row["label"] for row in scores["confidences"]} <= set(hub_models.FAMILY_LABELS["vit"])
+    assert good in status and "Not from our catalog" in card
+    assert len(panels) == 5 and good in summary  # /compare keeps its shape: the typed model is in the summary
+    assert after["label"] == uploaded["label"]  # the server answers as before
+    assert hub_double.log() and not any(request.authorized for request in hub_double.log())

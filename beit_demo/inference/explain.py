@@ -45,6 +45,23 @@ class PatchRelevance:
     method: str
 
 
+# Families whose blocks read a sequence of patch tokens, as the two methods assume (BEiT, DeiT and ViT).
+EXPLAINABLE_FAMILIES = frozenset({"beit", "deit", "vit", "data2vec-vision"})
+
+
+def check_explainable(loaded: LoadedModel) -> None:
+    """Refuse, with a sentence, a model whose family the methods here do not fit (ConvNeXt, ResNet, Swin ...).
+
+    Raises:
+        InvalidRequestError: the family is not one of EXPLAINABLE_FAMILIES.
+    """
+    family = str(getattr(loaded.model.config, "model_type", ""))
+    if family not in EXPLAINABLE_FAMILIES:
+        raise InvalidRequestError(
+            f"Explanations work for ViT-style models (BEiT, DeiT, ViT); this one is a {family!r:.40} model."
+        )
+
+
 def pick_method(method: str) -> str:
     """The method named (case and spaces forgiven), or the default for "".
 

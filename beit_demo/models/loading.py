@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -16,6 +17,8 @@ from beit_demo.catalog import CheckpointFormat, ModelSource, describe
 from beit_demo.errors import ModelLoadError
 from beit_demo.hub import ProgressCallback
 from beit_demo.models.loaded import LoadedModel, unique_labels
+
+_log = logging.getLogger(__name__)
 
 
 def _labels(config: Any) -> tuple[str, ...]:
@@ -42,13 +45,24 @@ def return_freed_memory() -> None:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
+def default_processor(config: Any) -> Any:
+    """The family's own preprocessing at its defaults, for a repo without ``preprocessor_config.json``."""
+    from transformers.models.auto.image_processing_auto import IMAGE_PROCESSOR_MAPPING
+
+    classes = IMAGE_PROCESSOR_MAPPING[type(config)]  # the PIL one: this project runs without torchvision
+    return classes.get("pil", classes.get("torchvision"))()
+
+
 def _load_transformers(directory: Path) -> tuple[Any, Any]:
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-    model = AutoModelForImageClassification.from_pretrained(
-        directory, local_files_only=True, trust_remote_code=False, attn_implementation="sdpa"
-    )
-    processor = AutoImageProcessor.from_pretrained(directory, local_files_only=True, trust_remote_code=False)
+    # No attn_implementation: transformers then takes SDPA where the family has it and eager attention otherwise.
+    # Asking for "sdpa" outright fails for families without it (ConvNeXt, ResNet: they have no attention at all).
+    model = AutoModelForImageClassification.from_pretrained(directory, local_files_only=True, trust_remote_code=False)
+    if (directory / "preprocessor_config.json").is_file():
+        processor = AutoImageProcessor.from_pretrained(directory, local_files_only=True, trust_remote_code=False)
+    else:
+        processor = default_processor(model.config)
     return model, processor
 
 
@@ -106,8 +120,10 @@ def load_model(source: ModelSource, precision: str = "fp32", progress: ProgressC
     try:
         model, processor = _FORMAT_LOADERS[source.checkpoint_format](fetched.directory)
     except Exception as err:
+        # The library's own text is for the operator's log: it can be long, and name files and settings.
+        _log.warning("Loading %s failed: %r", source, err)
         raise ModelLoadError(
-            f"{describe(source)} was downloaded but could not be loaded ({type(err).__name__}: {err})."
+            f"{describe(source)} was downloaded but could not be loaded ({type(err).__name__}); pick another model."
         ) from err
     model = _apply_precision(model, precision, device)
     parameter_bytes = _parameter_bytes(model)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from beit_demo import hub
-from beit_demo.catalog import ModelSource
+from beit_demo.catalog import ModelSource, entry_for
 from beit_demo.errors import ModelLoadError, ModelUnavailableError
 from beit_demo.hub import ProgressCallback
 from beit_demo.models.loaded import LoadedModel
@@ -73,14 +73,22 @@ class ModelRegistry:
         loader: loads one model; `load_model` unless a test substitutes a counting wrapper.
         max_downloads: most models downloading at once (a small pool of their own: requests for models in memory
             or on disk never wait on them).
+        max_hub_models: most models from outside the catalog (typed by visitors) loading or loaded at once, a bound
+            of their own: visitors cannot fill the memory with models of their choice, nor push catalog models out.
     """
 
     def __init__(
-        self, max_models: int = 3, precision: str = "fp32", loader: Loader = load_model, max_downloads: int = 2
+        self,
+        max_models: int = 3,
+        precision: str = "fp32",
+        loader: Loader = load_model,
+        max_downloads: int = 2,
+        max_hub_models: int = 2,
     ):
-        if max_models < 1 or max_downloads < 1:
-            raise ValueError("max_models and max_downloads must be at least 1")
+        if min(max_models, max_downloads, max_hub_models) < 1:
+            raise ValueError("max_models, max_downloads and max_hub_models must be at least 1")
         self.max_models = max_models
+        self.max_hub_models = max_hub_models
         self.precision = precision
         self._loader = loader
         # Downloads run at most this many at once, whatever the number of requests waiting on them; a model already
@@ -113,14 +121,48 @@ class ModelRegistry:
             self._release(slot)
 
     def _claim(self, source: ModelSource) -> tuple[_Slot, bool]:
-        with self._lock:
-            slot = self._slots.get(source)
-            leader = slot is None
-            if leader:
-                slot = self._slots[source] = _Slot()
-            self._slots.move_to_end(source)
-            slot.users += 1
-            return slot, leader
+        """The slot of ``source``, made if new; True when this request is to load it.
+
+        Raises:
+            ModelUnavailableError: ``source`` is from outside the catalog and max_hub_models of those are in use.
+        """
+        evicted = 0
+        try:
+            with self._lock:
+                slot = self._slots.get(source)
+                leader = slot is None
+                if leader and entry_for(source) is None:
+                    evicted = self._make_room_for_hub_model(source)
+                if leader:
+                    slot = self._slots[source] = _Slot()
+                self._slots.move_to_end(source)
+                slot.users += 1
+                return slot, leader
+        finally:
+            if evicted:
+                return_freed_memory()
+
+    def _make_room_for_hub_model(self, source: ModelSource) -> int:
+        """Free idle models from outside the catalog until another fits under max_hub_models. Caller holds the lock.
+
+        Raises:
+            ModelUnavailableError: all of them are in use or loading.
+        """
+        hub_sources = [known for known in self._slots if entry_for(known) is None]
+        evicted = 0
+        for known in hub_sources:
+            if len(hub_sources) - evicted < self.max_hub_models:
+                break
+            slot = self._slots[known]
+            if slot.users == 0 and slot.loaded is not None:
+                del self._slots[known]
+                evicted += 1
+        if len(hub_sources) - evicted >= self.max_hub_models:
+            raise ModelUnavailableError(
+                f"Visitors are using {len(hub_sources)} models from the Hub right now, the most this demo holds at "
+                f"once; try {source.repo_id} again in a minute, or pick a model from the catalog."
+            )
+        return evicted
 
     def _load_into(self, slot: _Slot, source: ModelSource, progress: ProgressCallback | None) -> None:
         def report(fraction: float, text: str) -> None:
@@ -163,16 +205,21 @@ class ModelRegistry:
         """Drop least recently used idle models until at most max_models are loaded. Caller holds the lock.
 
         Models still loading do not count: a burst of requests for models that wait on the Hub must not push the
-        models in memory out (they are counted, and the bound kept, once they have arrived).
+        models in memory out (they are counted, and the bound kept, once they have arrived). Catalog models and models
+        from outside it are bounded apart (max_models, max_hub_models).
         """
         loaded = [source for source, slot in self._slots.items() if slot.loaded is not None]
         evicted = 0
-        for source in loaded:
-            if len(loaded) - evicted <= self.max_models:
-                break
-            if self._slots[source].users == 0:
-                del self._slots[source]
-                evicted += 1
+        for from_catalog, bound in ((True, self.max_models), (False, self.max_hub_models)):
+            group = [source for source in loaded if (entry_for(source) is not None) is from_catalog]
+            dropped = 0
+            for source in group:
+                if len(group) - dropped <= bound:
+                    break
+                if self._slots[source].users == 0:
+                    del self._slots[source]
+                    dropped += 1
+            evicted += dropped
         return evicted
 
     def loaded_sources(self) -> list[ModelSource]:

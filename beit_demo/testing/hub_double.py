@@ -157,6 +157,21 @@ def _parse_route(path: str) -> _Route:
     return _Route("unknown")
 
 
+def _front_matter(readme: bytes) -> dict[str, str]:
+    """The ``key: value`` lines of a model card's YAML front matter (all the Hub's ``cardData`` these tests need)."""
+    lines = readme.decode("utf-8", "replace").splitlines()
+    if not lines or lines[0].strip() != "---":
+        return {}
+    card = {}
+    for line in lines[1:]:
+        if line.strip() == "---":
+            break
+        key, colon, value = line.partition(":")
+        if colon and value.strip() and not line.startswith((" ", "-")):
+            card[key.strip()] = value.strip()
+    return card
+
+
 def _json_body(payload: object) -> bytes:
     return json.dumps(payload).encode()
 
@@ -390,7 +405,12 @@ class HubDouble:
             if with_blobs:
                 sibling.update(size=len(files[path].content), blobId=files[path].git_oid)
                 if files[path].lfs is not None:
-                    sibling["lfs"] = {"sha256": files[path].etag, "size": len(files[path].content)}
+                    stored = files[path]
+                    sibling["lfs"] = {
+                        "sha256": stored.etag,
+                        "size": len(stored.content),
+                        "pointerSize": stored.lfs["pointerSize"],
+                    }
             siblings.append(sibling)
         repo_id = route.repo_id or ""
         payload = {
@@ -409,6 +429,9 @@ class HubDouble:
             "tags": [],
             "siblings": siblings,
         }
+        card = _front_matter(files["README.md"].content) if "README.md" in files else {}
+        if card:
+            payload["cardData"] = card
         return _Answer(HTTPStatus.OK, {"Content-Type": "application/json; charset=utf-8"}, _json_body(payload))
 
     @staticmethod

@@ -20,11 +20,12 @@ import numpy as np
 from gradio.utils import get_upload_folder
 from PIL import Image
 
-from beit_demo.catalog import CATALOG, DEFAULT_MODEL_KEY, CatalogEntry, get_entry
+from beit_demo.catalog import CATALOG, DEFAULT_MODEL_KEY, CatalogEntry
 from beit_demo.errors import DemoError
 from beit_demo.hub import ProgressCallback
+from beit_demo.hub_ids import parse_hub_id
 from beit_demo.inference.heatmaps import heatmap_image, overlay_image
-from beit_demo.service import Comparison, DemoService, FaceReport, ImageInput
+from beit_demo.service import MAX_HUB_MODELS_COMPARED, Comparison, DemoService, FaceReport, ImageInput
 from beit_demo.ui import texts
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "examples"
@@ -39,9 +40,14 @@ class ClassifyMode(StrEnum):
     FACES = "faces"  # a face model, face by face ("Find faces first" ticked)
 
 
+def catalog_entry(model: str | None) -> CatalogEntry | None:
+    """The catalog entry of a key, or None for anything else (a typed Hub id): never asks the Hub."""
+    return next((entry for entry in CATALOG if entry.key == model), None)
+
+
 def classify_mode(model_key: str, find_faces: bool, adapt: bool) -> ClassifyMode:
     """The mode the Classify tab is in for this model and these two ticks."""
-    entry = next((entry for entry in CATALOG if entry.key == model_key), None)
+    entry = catalog_entry(model_key)
     if entry is not None and entry.classifies_faces and find_faces:
         return ClassifyMode.FACES
     if entry is not None and entry.input_adapter and not adapt:
@@ -170,38 +176,60 @@ class Handlers:
 
     @shows_errors
     def select_model(self, model_key: str):
-        """The card and examples that follow a change of model; old predictions are cleared."""
-        entry = get_entry(model_key)
-        return texts.model_card(entry), gr.Dataset(samples=example_samples(entry)), None, "", None
+        """The card and examples that follow a change of model (a typed Hub id is checked and resolved here); old
+        predictions are cleared."""
+        entry = self.service.entry(model_key)
+        examples = example_samples(entry) if entry.from_catalog else example_samples(catalog_entry(DEFAULT_MODEL_KEY))
+        return texts.model_card(entry), gr.Dataset(samples=examples), None, "", None
 
-    @staticmethod
-    def model_from_url(request: gr.Request) -> str:
-        """The model named by ``?model=KEY`` in a shared link, else the default."""
-        key = request.query_params.get("model", "") if request else ""
-        return key if key in {entry.key for entry in CATALOG} else DEFAULT_MODEL_KEY
+    def model_from_url(self, request: gr.Request) -> str:
+        """The model named by ``?model=KEY`` or ``?model=owner/name`` in a shared link, else the default.
+
+        Only the syntax of a Hub id is checked here; choosing it then resolves it like a typed one.
+        """
+        model = request.query_params.get("model", "") if request else ""
+        if catalog_entry(model) is not None:
+            return model
+        try:
+            return str(parse_hub_id(model)) if self.service.settings.hub_models else DEFAULT_MODEL_KEY
+        except DemoError:
+            return DEFAULT_MODEL_KEY
 
     @shows_errors
     def compare(self, image: ImageInput, model_keys: list[str], top_k: float, progress=gr.Progress()):  # noqa: B008
-        """Run several models on one image; yields as each finishes, so fast ones show while others download."""
+        """Run several models on one image; yields as each finishes, so fast ones show while others download.
+
+        Yields a panel per catalog model, then the summary (every model's top-1, typed Hub models' too).
+        """
+        for comparison in self.service.compare(image, model_keys, top_k, _progress_reporter(progress)):
+            yield self._compare_outputs(comparison)[: len(CATALOG) + 1]
+
+    @shows_errors
+    def compare_view(self, image: ImageInput, model_keys: list[str], top_k: float, progress=gr.Progress()):  # noqa: B008
+        """As `compare`, with the page's panels for models typed from the Hub after the summary."""
         for comparison in self.service.compare(image, model_keys, top_k, _progress_reporter(progress)):
             yield self._compare_outputs(comparison)
 
     @staticmethod
     def _compare_outputs(comparison: Comparison) -> list:
-        """One `gr.Label` update per catalog model (shown only for those ticked), then the summary."""
+        """One `gr.Label` update per catalog model (shown only for those chosen), the summary, then one per panel
+        for models from the Hub."""
         chosen = {entry.key for entry in comparison.entries}
-        panels = []
-        for entry in CATALOG:
+        hub_entries = [entry for entry in comparison.entries if not entry.from_catalog]
+
+        def panel(entry: CatalogEntry | None) -> gr.Label:
+            if entry is None or entry.key not in chosen:
+                return gr.Label(value=None, visible=False)
             outcome = comparison.outcomes.get(entry.key)
-            finished = outcome is not None or entry.key not in chosen
             scores = None
             if outcome and outcome.classification:
                 scores = outcome.classification.scores
             elif outcome and outcome.faces:
                 scores = texts.face_shares(outcome.faces)
-            caption = texts.compare_caption(entry, finished)
-            panels.append(gr.Label(value=scores, label=caption, visible=entry.key in chosen))
-        return [*panels, texts.compare_summary(comparison)]
+            return gr.Label(value=scores, label=texts.compare_caption(entry, outcome is not None), visible=True)
+
+        hub_panels = [panel(_nth(hub_entries, index)) for index in range(MAX_HUB_MODELS_COMPARED)]
+        return [*(panel(entry) for entry in CATALOG), texts.compare_summary(comparison), *hub_panels]
 
     @shows_errors
     def explain(self, image: ImageInput, model_key: str, label: str, method: str, progress=gr.Progress()):  # noqa: B008
@@ -234,17 +262,18 @@ class Handlers:
         return gr.Dropdown(choices=["", *labels], value="")
 
     def compare_explanations(self, image: ImageInput, model_keys: list[str]):
-        """After a comparison: each ticked model's overlay for its own top-1, filled in as each is ready."""
-        chosen = set(model_keys or [])
+        """After a comparison: each chosen model's overlay for its own top-1, filled in as each is ready (catalog
+        panels first, then those of the models from the Hub)."""
+        chosen = list(dict.fromkeys(model_keys or []))
+        hub_keys = [key for key in chosen if catalog_entry(key) is None][:MAX_HUB_MODELS_COMPARED]
+        slots = [entry.key for entry in CATALOG] + [_nth(hub_keys, index) for index in range(MAX_HUB_MODELS_COMPARED)]
         overlays: dict[str, str] = {}
-        for entry in CATALOG:
-            if entry.key not in chosen:
-                continue
+        for key in chosen:
             try:
-                _, overlays[entry.key], _, _ = self._explanation(image, entry.key, "", "", _quiet_progress)
+                _, overlays[key], _, _ = self._explanation(image, key, "", "", _quiet_progress)
             except DemoError:
-                continue  # the comparison itself already said why this model has no answer
-            yield [gr.Image(value=overlays.get(each.key), visible=each.key in chosen) for each in CATALOG]
+                continue  # the comparison itself already said why this model has no answer (or cannot be explained)
+            yield [gr.Image(value=overlays.get(slot), visible=slot in chosen) for slot in slots]
 
     def model_table(self) -> list[list]:
         """One row per catalog model: where it is and how big it is on disk."""
@@ -254,4 +283,8 @@ class Handlers:
     def prepare(self, model_key: str, progress=gr.Progress()):  # noqa: B008
         """Download and load a model ahead of use."""
         origin = self.service.prepare(model_key, _progress_reporter(progress))
-        return texts.ready_line(get_entry(model_key), origin), self.model_table()
+        return texts.ready_line(self.service.entry(model_key), origin), self.model_table()
+
+
+def _nth(items: list, index: int):
+    return items[index] if index < len(items) else None

@@ -11,10 +11,17 @@ import gradio as gr
 from beit_demo.catalog import CATALOG, DEFAULT_MODEL_KEY, get_entry
 from beit_demo.config import Settings
 from beit_demo.inference.heatmaps import METHODS
-from beit_demo.service import DEFAULT_FACE_SCORE, MAX_TOP_K, DemoService
+from beit_demo.service import DEFAULT_FACE_SCORE, MAX_HUB_MODELS_COMPARED, MAX_TOP_K, DemoService
 from beit_demo.ui import texts
 from beit_demo.ui.components import UploadedImage
-from beit_demo.ui.handlers import EXAMPLES_DIR, ClassifyMode, Handlers, classify_mode, example_samples
+from beit_demo.ui.handlers import (
+    EXAMPLES_DIR,
+    ClassifyMode,
+    Handlers,
+    catalog_entry,
+    classify_mode,
+    example_samples,
+)
 
 UPLOAD_LIFETIME_S = 3600  # uploads and results are deleted this long after they arrive (checked every 10 min)
 COMPARE_DEFAULT = ("facemask-beit", "facemask-deit")
@@ -33,11 +40,18 @@ def _task_limits(settings: Settings) -> dict:
     return {"concurrency_limit": settings.queue_size, "concurrency_id": "classify"}
 
 
+def _model_picker(settings: Settings, **options) -> gr.Dropdown:
+    """A dropdown of the catalog that also takes a typed Hub id, when the demo accepts them."""
+    typed = settings.hub_models
+    info = "Pick one, or type a Hub id (owner/name or owner/name@revision) and press Enter." if typed else None
+    return gr.Dropdown(choices=_MODEL_CHOICES, allow_custom_value=typed, info=info, **options)
+
+
 def _classify_tab(handlers: Handlers, settings: Settings) -> gr.Dropdown:
     default = get_entry(DEFAULT_MODEL_KEY)
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
-            model_dropdown = gr.Dropdown(choices=_MODEL_CHOICES, value=default.key, label="Model")
+            model_dropdown = _model_picker(settings, value=default.key, label="Model")
             model_card_markdown = gr.Markdown(texts.model_card(default))
             image_input = UploadedImage(
                 type="filepath", sources=["upload", "webcam", "clipboard"], label="Image", height=320
@@ -165,12 +179,12 @@ def _classify_tab(handlers: Handlers, settings: Settings) -> gr.Dropdown:
 
 def _mode_updates(model_key: str, find_faces: bool, adapt: bool) -> list:
     """Show the controls the model has (face search, adapter), the button of the mode, and its results."""
-    entry = get_entry(model_key)
+    entry = catalog_entry(model_key)  # None for a typed Hub id: no face search, no adapter
     mode = classify_mode(model_key, find_faces, adapt)
     faces = mode is ClassifyMode.FACES
     return [
-        gr.Row(visible=entry.classifies_faces),
-        gr.Checkbox(visible=bool(entry.input_adapter)),
+        gr.Row(visible=bool(entry and entry.classifies_faces)),
+        gr.Checkbox(visible=bool(entry and entry.input_adapter)),
         gr.Button(visible=mode is ClassifyMode.PLAIN),
         gr.Button(visible=mode is ClassifyMode.AS_IS),
         gr.Button(visible=faces),
@@ -185,8 +199,8 @@ def _compare_tab(handlers: Handlers, settings: Settings) -> None:
             compare_image_input = UploadedImage(
                 type="filepath", sources=["upload", "webcam", "clipboard"], label="Image", height=280
             )
-            compare_models_checkboxes = gr.CheckboxGroup(
-                choices=_MODEL_CHOICES, value=list(COMPARE_DEFAULT), label="Models to compare"
+            compare_models_checkboxes = _model_picker(
+                settings, value=list(COMPARE_DEFAULT), multiselect=True, label="Models to compare"
             )
             compare_top_k_slider = gr.Slider(1, MAX_TOP_K, value=3, step=1, label="Top-k predictions")
             compare_button = gr.Button("Compare", variant="primary")
@@ -209,27 +223,53 @@ def _compare_tab(handlers: Handlers, settings: Settings) -> None:
                             gr.Image(label=f"{entry.title}: where it looked for its top-1", interactive=False)
                         )
                     compare_columns.append(column)
+                # Panels for models typed by visitors, filled in the order they were typed.
+                hub_labels, hub_overlays, hub_columns = [], [], []
+                for number in range(1, MAX_HUB_MODELS_COMPARED + 1):
+                    with gr.Column(min_width=220, visible=False) as column:
+                        hub_labels.append(gr.Label(label=f"Hub model {number}"))
+                        hub_overlays.append(gr.Image(label="Where it looked for its top-1", interactive=False))
+                    hub_columns.append(column)
+    compare_inputs = [compare_image_input, compare_models_checkboxes, compare_top_k_slider]
     compare_button.click(
-        handlers.compare,
-        inputs=[compare_image_input, compare_models_checkboxes, compare_top_k_slider],
-        outputs=[*compare_labels, compare_summary_markdown],
-        api_name="compare",
+        handlers.compare_view,
+        inputs=compare_inputs,
+        outputs=[*compare_labels, compare_summary_markdown, *hub_labels],
+        api_name=False,
         show_progress_on=[compare_summary_markdown],  # finished panels stay readable while others download
         **_task_limits(settings),
     ).then(
         handlers.compare_explanations,
         inputs=[compare_image_input, compare_models_checkboxes],
-        outputs=compare_overlays,
+        outputs=[*compare_overlays, *hub_overlays],
         api_name=False,
         **_task_limits(settings),
     )
+    # /compare for API clients keeps its outputs (a panel per catalog model, then the summary, which has every model's
+    # top-1): the page's extra panels for typed models would change their shape.
+    compare_api_button = gr.Button(visible=False)
+    compare_api_button.click(
+        handlers.compare,
+        inputs=compare_inputs,
+        outputs=[*compare_labels, compare_summary_markdown],
+        api_name="compare",
+        **_task_limits(settings),
+    )
     compare_models_checkboxes.change(
-        lambda keys: [gr.Column(visible=entry.key in (keys or [])) for entry in CATALOG],
+        _compare_columns,
         inputs=compare_models_checkboxes,
-        outputs=compare_columns,
+        outputs=[*compare_columns, *hub_columns],
         api_name=False,
         queue=False,
     )
+
+
+def _compare_columns(keys: list[str] | None) -> list:
+    """A column for each catalog model chosen, then one for each model typed (up to the page's panels)."""
+    chosen = list(keys or [])
+    typed = [key for key in chosen if catalog_entry(key) is None]
+    catalog = [gr.Column(visible=entry.key in chosen) for entry in CATALOG]
+    return catalog + [gr.Column(visible=index < len(typed)) for index in range(MAX_HUB_MODELS_COMPARED)]
 
 
 def _models_tab(handlers: Handlers, settings: Settings) -> gr.Timer:
@@ -244,7 +284,7 @@ def _models_tab(handlers: Handlers, settings: Settings) -> gr.Timer:
     # Outside the queue: a status refresh must never wait behind, or crowd out, classification requests.
     models_timer.tick(handlers.model_table, outputs=models_dataframe, api_name="model_status", queue=False)
     with gr.Row():
-        prepare_dropdown = gr.Dropdown(choices=_MODEL_CHOICES, value=DEFAULT_MODEL_KEY, label="Model", scale=2)
+        prepare_dropdown = _model_picker(settings, value=DEFAULT_MODEL_KEY, label="Model", scale=2)
         prepare_button = gr.Button("Download and load now", scale=1)
     prepare_markdown = gr.Markdown("")
     prepare_button.click(
@@ -265,7 +305,8 @@ def build_demo(service: DemoService) -> gr.Blocks:
         gr.Markdown(
             "# Image classification with BEiT and DeiT\n"
             "Pick a model, upload, paste or snap a photo, and see what the model thinks it shows. "
-            "Share a link to a model with `?model=KEY`."
+            "Share a link to a model with `?model=KEY`, or to any image classifier on the Hub with "
+            "`?model=owner/name`."
         )
         with gr.Tabs():
             with gr.Tab("Classify") as classify_tab:

@@ -21,6 +21,8 @@ _COMPARE_HEADER = ["| model | top-1 | probability | time | weights |", "|---|---
 
 def model_card(entry: CatalogEntry) -> str:
     """Markdown describing one model: what it recognises, what input it expects, what its card reports."""
+    if entry.hub is not None:
+        return hub_model_card(entry)
     metrics = "; ".join(f"{m.name} **{m.value:.4g}** ({m.source})" for m in entry.metrics) or "none reported"
     return (
         f"### {entry.title}\n"
@@ -29,6 +31,40 @@ def model_card(entry: CatalogEntry) -> str:
         f"**Reported accuracy:** {metrics}  \n"
         f"**Architecture:** {entry.architecture} · **License:** {entry.license} · "
         f"[`{entry.repo_id}`]({entry.source.hub_url}) on the Hub"
+    )
+
+
+_MARKDOWN_SPECIALS = str.maketrans({char: f"\\{char}" for char in "\\`*_[]()<>#|!~"})
+
+
+def _plain(text: str) -> str:
+    """Text from a repo (a license, class names) shown as it is, never as Markdown or HTML."""
+    return text.translate(_MARKDOWN_SPECIALS)
+
+
+def hub_model_card(entry: CatalogEntry) -> str:
+    """The card of a model typed by a visitor: what its own files say, where exactly it came from, and that nobody
+    here vouches for it."""
+    hub = entry.hub
+    preview = ", ".join(_plain(label) for label in hub.labels_preview)
+    more = ", ..." if entry.num_labels > len(hub.labels_preview) else ""
+    preprocessing = (
+        "from its preprocessor_config.json"
+        if hub.has_preprocessor
+        else f"the {hub.model_type} family's default (the repo has no preprocessor_config.json)"
+    )
+    license_ = f"{_plain(hub.license)} (from its model card)" if hub.license else "not stated in its model card"
+    asked = f"`{hub.requested_revision}`" if hub.requested_revision else "its default branch"
+    tree = f"{entry.source.hub_url}/tree/{hub.commit}"
+    return (
+        f"### {entry.repo_id}\n"
+        "**Not from our catalog:** typed by you; what follows is what its own files say, unchecked by us.  \n"
+        f"**Classes:** {entry.num_labels:,} ({preview}{more})  \n"
+        f"**Input:** {entry.input_size} x {entry.input_size} px, preprocessing {preprocessing}  \n"
+        f"**Architecture:** {entry.architecture} · **License:** {license_} · "
+        f"**Weights:** {hub.weights_file}, {hub.download_bytes / 1e6:.1f} MB  \n"
+        f"[`{entry.repo_id}`]({tree}) on the Hub at commit `{hub.commit[:12]}` ({asked} when first asked, "
+        "used from then on)"
     )
 
 
@@ -87,7 +123,7 @@ def _compare_cells(outcome: CompareOutcome) -> str:
 def _agreement_lines(comparison: Comparison) -> list[str]:
     """For each label space with two or more finished models: do their top-1 labels agree?"""
     lines = []
-    for space in dict.fromkeys(entry.label_space for entry in comparison.entries):
+    for space in dict.fromkeys(entry.label_space for entry in comparison.entries if entry.label_space):
         tops = {
             outcome.entry.title: next(iter(scores))
             for outcome in comparison.outcomes.values()
