@@ -19,6 +19,7 @@ def main() -> None:
         max_file_size=settings.max_file_size,
         allowed_paths=[str(EXAMPLES_DIR)],
         enable_monitoring=False,
+        mcp_server=True,  # the public endpoints as MCP tools, at /gradio_api/mcp/ (README, "MCP")
         prevent_thread_lock=True,
     )
     if settings.preload:

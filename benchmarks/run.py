@@ -46,7 +46,7 @@ FASHION_TILE = REPO_ROOT / "tests" / "data" / "fashion-mnist" / "7_sneaker_0.png
 _PHOTO_NAMES = ("chelsea.jpg", "coffee.jpg", "astronaut.jpg", "rocket.jpg", "horse.jpg")
 _BIG_SOURCE = "coffee.jpg"
 _BIG_SIZE = (4243, 2828)  # 12.0 megapixels in the photo's own 3:2 aspect, like a phone camera's picture
-PARTS = ("inference", "memory", "http", "startup", "faces", "adapters", "explain")
+PARTS = ("inference", "memory", "http", "startup", "faces", "adapters", "explain", "bulk")
 
 
 class BenchmarkError(RuntimeError):
@@ -67,10 +67,11 @@ class Plan:
     clients: int  # concurrent clients in the throughput measurement
     startup_rounds: int  # interleaved "app answers /" / "import gradio" measurements
     switches: int  # timed switches between loaded models
+    bulk_images: int  # images in the folder the command line classifies
 
 
-FULL_PLAN = Plan("base", 2, 15, 3, 15, 16, 3, 8, 3, 500)
-SMOKE_PLAN = Plan("tiny", 1, 1, 1, 1, 8, 1, 8, 1, 10)
+FULL_PLAN = Plan("base", 2, 15, 3, 15, 16, 3, 8, 3, 500, 64)
+SMOKE_PLAN = Plan("tiny", 1, 1, 1, 1, 8, 1, 8, 1, 10, 4)
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,10 @@ def run_benchmark(smoke: bool = False, output: str | None = None, parts: Sequenc
             _say("Timing the Fashion-MNIST adapter ...")
             results["adapters"] = session.worker("adapters", tile=str(FASHION_TILE), work=str(work))
             rows += _adapter_rows(results["adapters"])
+        if "bulk" in parts:
+            _say("Timing the classify command line (local and Ray) against /classify one image at a time ...")
+            results["bulk"] = session.worker("bulk", photos=session.photos, work=str(work))
+            rows += _bulk_rows(results["bulk"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     load = (load_before, os.getloadavg()[0])
@@ -429,6 +434,35 @@ def _adapter_rows(result: dict[str, Any]) -> list[Row]:
         Row(
             f"Fashion-MNIST adapter on the same photo as the app decodes it for the model ({result['decoded_size']})",
             _ms(result["decoded_ms"]),
+        ),
+    ]
+
+
+def _bulk_rows(result: dict[str, Any]) -> list[Row]:
+    rate = result["per_s"]
+    count = result["images"]
+
+    def row(measurement: str, ours: str, reference: str) -> Row:
+        return Row(
+            measurement, f"{rate[ours]:.2f} /s", f"{rate[reference]:.2f} /s", f"{rate[ours] / rate[reference]:.2f}x"
+        )
+
+    return [
+        row(
+            f"`python -m beit_demo classify` on {count} photos, end to end (start-up, model load), vs the app "
+            "answering /classify one image after another (model in memory)",
+            "cli local",
+            "http one at a time",
+        ),
+        row(
+            f"the same command with `--engine ray` (a local Ray, {result['cpus']} CPUs) vs the local engine",
+            "cli ray",
+            "cli local",
+        ),
+        row(
+            f"in one process: classify_files ({count} photos, batches of 8) vs classify one at a time",
+            "classify_files",
+            "classify one at a time",
         ),
     ]
 

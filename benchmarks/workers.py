@@ -498,7 +498,72 @@ def adapters(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# -- bulk: the classify command line (local and Ray) against one /classify call after another -----------------------
+
+
+def _timed_cli(folder: Path, output: Path, engine: str, log: Path) -> float:
+    import subprocess
+
+    command = [sys.executable, "-m", "beit_demo", "classify", str(folder), "--model", DEFAULT_MODEL_KEY]
+    command += ["--top-k", str(TOP_K), "--output", str(output), "--engine", engine]
+    started = time.perf_counter()
+    with log.open("a") as stream:
+        subprocess.run(command, check=True, stdout=stream, stderr=subprocess.STDOUT)
+    return time.perf_counter() - started
+
+
+def bulk(args: dict[str, Any]) -> dict[str, Any]:
+    """Images per second: the command line end to end (start-up and model load included), local and Ray, against
+    the launched app answering one /classify after another; and, in one process, classify_files against classify."""
+    from beit_demo.config import Settings
+    from beit_demo.service import DemoService
+
+    work = Path(args["work"])
+    folder = work / "bulk-images"
+    folder.mkdir()
+    photos = list(args["photos"])
+    images = [folder / f"{index:03d}-{Path(photos[index % len(photos)]).name}" for index in range(args["bulk_images"])]
+    for index, image in enumerate(images):
+        image.write_bytes(Path(photos[index % len(photos)]).read_bytes())
+    count = len(images)
+    seconds = {
+        engine: _timed_cli(folder, work / f"bulk-{engine}.csv", engine, work / "logs" / f"bulk-{engine}.log")
+        for engine in ("local", "ray")
+    }
+    service = DemoService(Settings.from_env())
+    service.prepare(DEFAULT_MODEL_KEY)
+    files = [(image.name, str(image)) for image in images]
+    started = time.perf_counter()
+    list(service.classify_files(files, DEFAULT_MODEL_KEY, TOP_K))
+    batched = time.perf_counter() - started
+    started = time.perf_counter()
+    for image in images:
+        service.classify(str(image), DEFAULT_MODEL_KEY, TOP_K)
+    one_by_one = time.perf_counter() - started
+    with (
+        serve(APP_COMMAND, dict(os.environ), work / "logs" / "bulk-app.log") as app,
+        _clients(app.url, 1, work) as (client,),
+    ):
+        _predict(client, str(images[0]))  # loads the model
+        started = time.perf_counter()
+        for image in images:
+            _predict(client, str(image))
+        http = time.perf_counter() - started
+    return {
+        "images": count,
+        "per_s": {
+            "cli local": count / seconds["local"],
+            "cli ray": count / seconds["ray"],
+            "http one at a time": count / http,
+            "classify_files": count / batched,
+            "classify one at a time": count / one_by_one,
+        },
+        "cpus": os.cpu_count(),
+    }
+
+
 WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "bulk": bulk,
     "prepare": prepare,
     "inference": inference,
     "memory": memory,

@@ -141,3 +141,26 @@ def test_explain_over_http(tmp_path):
     assert label in {"Mask", "No Mask"} and again[2] == label
     with Image.open(PHOTOS / "horse.jpg") as photo, Image.open(overlay) as shown, Image.open(heatmap) as grey:
         assert shown.size == grey.size == photo.size and grey.mode == "L"
+
+
+def test_classify_a_batch_over_http_with_its_csv(tmp_path):
+    files = [PHOTOS / "coffee.jpg", PHOTOS / "horse.jpg", tmp_path / "broken.jpg"]
+    files[2].write_bytes((PHOTOS / "chelsea.jpg").read_bytes()[:2000])
+    with running_app(tmp_path) as app:
+        client = Client(app.url, verbose=False)
+        try:
+            table, summary, csv_path = client.predict(
+                [handle_file(str(path)) for path in files], "fashion-mnist", 2, api_name="/classify_batch"
+            )
+            with pytest.raises(AppError, match="at most 64 images"):
+                client.predict([handle_file(str(files[0]))] * 65, "fashion-mnist", 2, api_name="/classify_batch")
+        finally:
+            client.close()
+    rows = {row[0]: row for row in table["data"]}
+    assert set(rows) == {"coffee.jpg", "horse.jpg", "broken.jpg"}
+    assert rows["coffee.jpg"][1] in FASHION_MNIST_LABELS and rows["coffee.jpg"][4] == ""
+    assert "damaged or incomplete" in rows["broken.jpg"][4]
+    assert "3 of 3 images done (1 failed)" in summary
+    with open(csv_path, encoding="utf-8") as stream:
+        lines = stream.read().splitlines()
+    assert lines[0] == "path,label,probability,top_k,error" and len(lines) == 4

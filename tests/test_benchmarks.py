@@ -114,6 +114,9 @@ def test_the_smoke_run_prints_every_row_and_writes_the_table(tmp_path):
         "Fashion-MNIST adapter on a 12 MP product photo",
         "explain (gradient x activation) vs a plain classify of the same photo",
         "explain (attention rollout) vs a plain classify of the same photo",
+        "`python -m beit_demo classify` on 4 photos, end to end",
+        "the same command with `--engine ray`",
+        "classify_files (4 photos, batches of 8) vs classify one at a time",
     ):
         assert needle in table, needle
     assert "Smoke run" in table

@@ -341,7 +341,7 @@ def test_compare_runs_every_ticked_model_and_fills_each_panel_as_it_is_ready(ope
     chosen = [get_entry(key) for key in ("facemask-beit", "facemask-deit", "fashion-mnist")]
     downloading = get_entry("facemask-deit")  # loaded by no earlier test in this file
     page = open_page()
-    page.get_by_role("tab", name="Compare models").click()
+    page.get_by_role("tab", name="Compare", exact=True).click()
     panel = visible_tab(page)
     upload(panel, PHOTOS / "astronaut.jpg")
     pick_models_to_compare(panel, [spec.title for spec in chosen])
@@ -414,7 +414,7 @@ def test_a_phone_sized_screen_has_no_sideways_scrolling_and_every_control_in_rea
     assert page_scroll_width(page) == (PHONE["width"], PHONE["width"])
     assert sideways_overflow(page) == []
 
-    page.get_by_role("tab", name="Compare models").click()
+    page.get_by_role("tab", name="Compare", exact=True).click()
     panel = visible_tab(page)
     upload(panel, PHOTOS / "astronaut.jpg")
     panel.get_by_role("button", name="Compare", exact=True).click()
@@ -535,7 +535,7 @@ def test_type_a_hub_id_classify_with_it_then_compare_it_with_a_catalog_model(ope
     assert classify(panel).inner_text() in labels
     expect(prediction_rows(panel)).to_have_count(3)  # top-5 of a 3-class model
 
-    page.get_by_role("tab", name="Compare models").click()
+    page.get_by_role("tab", name="Compare", exact=True).click()
     compare = visible_tab(page)
     upload(compare, PHOTOS / "coffee.jpg")
     pick_models_to_compare(compare, [get_entry("beit-in22k").title, typed])
@@ -545,3 +545,32 @@ def test_type_a_hub_id_classify_with_it_then_compare_it_with_a_catalog_model(ope
     assert typed_panel.get_by_test_id("label-output-value").inner_text() in labels
     expect(block(compare, get_entry("beit-in22k").title).get_by_test_id("label-output-value")).to_be_visible()
     expect(compare.get_by_role("row").filter(has_text=typed).first).to_contain_text(re.compile(r"\d+ ms"))
+
+
+def test_the_batch_tab_fills_a_row_per_file_and_offers_the_csv(open_page, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes((PHOTOS / "chelsea.jpg").read_bytes()[:2000])
+    files = [PHOTOS / "coffee.jpg", PHOTOS / "horse.jpg", PHOTOS / "rocket.jpg", broken]
+    page = open_page()
+    page.get_by_role("tab", name="Batch").click()
+    panel = visible_tab(page)
+    panel.locator("input[type=file]").first.set_input_files(files)
+    expect(panel.get_by_role("row").filter(has_text="rocket")).to_have_count(1)  # the uploads are listed
+    panel.get_by_role("button", name="Classify all").click()
+    expect(panel.get_by_text(re.compile(r"4 of 4 images done \(1 failed\)"))).to_be_visible(timeout=MODEL_LOAD_MS)
+    # A row per file in the results (the upload list above has one too: its rows say "Remove this file").
+    uploads = page.get_by_role("button", name="Remove this file")
+    results = panel.get_by_role("row").filter(has_not=uploads).filter(has_text=re.compile(r"\.jpg"))
+    expect(results).to_have_count(len(files))
+    for path in files:
+        expect(results.filter(has_text=path.name)).to_have_count(1)
+    expect(results.filter(has_text="broken.jpg")).to_contain_text("damaged or incomplete")
+    expect(results.filter(has_text="coffee.jpg")).to_contain_text(re.compile(r"\d+\.\d%"))
+    download = block(panel, "Results as CSV")
+    expect(download.get_by_role("row", name=re.compile(r"classified\.csv"))).to_be_visible()
+    link = download.get_by_role("link").first
+    response = page.request.get(link.get_attribute("href"))
+    assert response.ok
+    lines = response.text().splitlines()
+    assert lines[0] == "path,label,probability,top_k,error"
+    assert sorted(line.split(",")[0] for line in lines[1:]) == sorted(path.name for path in files)

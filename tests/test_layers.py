@@ -20,7 +20,7 @@ LAYERS = {
     "hub and models": ("hub", "hub_ids", "models"),
     "inference": ("inference",),
     "service": ("service",),
-    "front ends": ("ui", "cli", "__main__"),
+    "front ends": ("ui", "cli", "bulk", "__main__"),
 }
 LAYER_ORDER = list(LAYERS)
 

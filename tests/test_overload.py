@@ -116,6 +116,10 @@ ENDPOINTS: dict[str, Callable[[Client, Path], bool]] = {
         }
         <= set(FAMILY_LABELS["vit"])
     ),
+    "classify_batch": lambda client, image: (
+        "2 of 2 images done"
+        in client.predict([handle_file(str(image))] * 2, LOAD_MODEL.key, 2, api_name="/classify_batch")[1]
+    ),
     "compare": lambda client, image: (
         "working..."
         not in client.predict(handle_file(str(image)), [LOAD_MODEL.key, FACE_MODEL.key], 2, api_name="/compare")[-1]
@@ -198,7 +202,7 @@ def test_32_clients_get_an_answer_or_queue_is_full_and_memory_stays_bounded(app,
 
 
 def test_32_clients_mixing_every_endpoint_get_an_answer_or_queue_is_full(app, tmp_path):
-    """Classify (a catalog model and a typed Hub id), find faces, explain and compare at once: the same bounds hold."""
+    """Classify (a catalog model, a typed Hub id, a batch), find faces, explain and compare at once: same bounds."""
     warm = Client(app.url, verbose=False)
     try:
         assert all(check(warm, PHOTOS / "chelsea.jpg") for check in ENDPOINTS.values())  # every model loaded

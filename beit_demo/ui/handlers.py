@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import secrets
+import time
 import uuid
 from collections.abc import Callable
 from enum import StrEnum
@@ -21,7 +22,7 @@ from gradio.utils import get_upload_folder
 from PIL import Image
 
 from beit_demo.catalog import CATALOG, DEFAULT_MODEL_KEY, CatalogEntry
-from beit_demo.errors import DemoError
+from beit_demo.errors import DemoError, InvalidRequestError
 from beit_demo.hub import ProgressCallback
 from beit_demo.hub_ids import parse_hub_id
 from beit_demo.inference.heatmaps import heatmap_image, overlay_image
@@ -29,6 +30,7 @@ from beit_demo.service import MAX_HUB_MODELS_COMPARED, Comparison, DemoService, 
 from beit_demo.ui import texts
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "examples"
+MAX_BATCH_FILES = 64  # images in one batch from the page or the API (the command line has no cap)
 ANNOTATED_SIDE = 1024  # the annotated photo is sent back at most this large (the faces JSON has full-size boxes)
 
 
@@ -146,7 +148,17 @@ class Handlers:
 
     @shows_errors
     def classify(self, image: ImageInput, model_key: str, top_k: float, progress=gr.Progress()):  # noqa: B008
-        """Top-k predictions of one model for one image, a status line, and the model's view of the image."""
+        """Classify one image with one model: its most likely classes, with their probabilities.
+
+        Args:
+            image: the photo (JPEG, PNG, WebP, GIF or BMP).
+            model_key: a catalog key (beit-in22k, beit-in1k-timm, fashion-mnist, ...) or a Hub id owner/name[@rev].
+            top_k: how many classes to return, 1 to 20.
+
+        Returns:
+            The top-k classes (label and confidences), a status line (model, device, time, where the weights came
+            from), and the exact input the model saw after resizing and cropping.
+        """
         return self._classify(image, model_key, top_k, progress, adapt=True)
 
     @shows_errors
@@ -160,7 +172,17 @@ class Handlers:
 
     @shows_errors
     def detect_faces(self, image: ImageInput, model_key: str, min_face_score: float, progress=gr.Progress()):  # noqa: B008
-        """Find every face, classify each: the annotated photo, the faces as JSON, and a one-line summary."""
+        """Find every face in a photo and judge each with a face-mask model (mask or no mask).
+
+        Args:
+            image: the photo, with one or many people.
+            model_key: a face-mask model: facemask-beit or facemask-deit.
+            min_face_score: the detector's least confidence for a face, 0 to 1 (0.5 is a good default).
+
+        Returns:
+            The photo with a labelled box on each face, the faces as JSON (box in the photo's pixels, label,
+            probability, face score; best face first), and a one-line summary.
+        """
         report = self.service.detect_faces(image, model_key, min_face_score, _progress_reporter(progress))
         return _annotated_photo(report), texts.faces_json(report), texts.face_summary(report)
 
@@ -197,9 +219,19 @@ class Handlers:
 
     @shows_errors
     def compare(self, image: ImageInput, model_keys: list[str], top_k: float, progress=gr.Progress()):  # noqa: B008
-        """Run several models on one image; yields as each finishes, so fast ones show while others download.
+        """Compare several models on one image: each one's top-k, side by side.
 
-        Yields a panel per catalog model, then the summary (every model's top-1, typed Hub models' too).
+        Yields as each model finishes, so fast ones show while others download.
+
+        Args:
+            image: the photo.
+            model_keys: the models: catalog keys (beit-in22k, facemask-deit, ...) or Hub ids owner/name (at most 2).
+            top_k: how many classes each model returns, 1 to 20.
+
+        Returns:
+            One panel per catalog model (shown for those asked for; a face-mask model's panel gives the share of
+            faces per label), then a Markdown table of every model's top-1, time and weights, with whether models
+            of one label space agree.
         """
         for comparison in self.service.compare(image, model_keys, top_k, _progress_reporter(progress)):
             yield self._compare_outputs(comparison)[: len(CATALOG) + 1]
@@ -233,8 +265,18 @@ class Handlers:
 
     @shows_errors
     def explain(self, image: ImageInput, model_key: str, label: str, method: str, progress=gr.Progress()):  # noqa: B008
-        """Where the model looked for ``label`` ("" for its top-1): the overlay on the photo, the greyscale heatmap
-        (brighter is more relevant; the photo's aspect, at most 1024 px a side), and the class explained."""
+        """Explain a prediction: which parts of the photo made the model give a class.
+
+        Args:
+            image: the photo.
+            model_key: a catalog key (beit-in22k, beit-in1k-timm, fashion-mnist, ...) or a Hub id owner/name[@rev].
+            label: the class to explain; empty for the model's top-1.
+            method: "gradient x activation" (default: for the class) or "attention rollout" (for any class).
+
+        Returns:
+            The relevance drawn over the photo, the relevance alone as a greyscale heatmap (brighter is more
+            relevant; the photo's aspect, at most 1024 px a side), and the class explained.
+        """
         photo, overlay, heatmap, explained = self._explanation(image, model_key, label, method, progress)
         return overlay, heatmap, explained
 
@@ -274,6 +316,46 @@ class Handlers:
             except DemoError:
                 continue  # the comparison itself already said why this model has no answer (or cannot be explained)
             yield [gr.Image(value=overlays.get(slot), visible=slot in chosen) for slot in slots]
+
+    @shows_errors
+    def classify_batch(self, images: list[str] | None, model_key: str, top_k: float, progress=gr.Progress()):  # noqa: B008
+        """Classify up to 64 images with one model, in batched forward passes.
+
+        Args:
+            images: the image files (JPEG, PNG, WebP, GIF or BMP), at most 64.
+            model_key: a catalog key (beit-in22k, beit-in1k-timm, fashion-mnist, ...) or a Hub id owner/name[@rev].
+            top_k: classes per image, 1 to 20.
+
+        Returns:
+            A table with one row per file (file, top-1, probability, top-k, error: a file that fails gets its sentence,
+            the others go on), a summary line, and the same results as a CSV file (path, label, probability, top_k as
+            JSON, error).
+        """
+        from beit_demo.bulk.results import write_csv
+
+        files = [path for path in images or [] if path]
+        if not files:
+            raise InvalidRequestError("Upload one or more images first.")
+        if len(files) > MAX_BATCH_FILES:
+            raise InvalidRequestError(f"Upload at most {MAX_BATCH_FILES} images at once; you chose {len(files)}.")
+        started = time.perf_counter()
+        progress(0.0, desc="Loading the model ...")
+        results, rows = [], []
+        named = [(Path(path).name, path) for path in files]
+        for result in self.service.classify_files(named, model_key, top_k, _progress_reporter(progress)):
+            results.append(result)
+            rows.append(texts.batch_row(result))
+            progress(len(results) / len(files), desc=f"{len(results)} of {len(files)} images")
+            failed = sum(bool(each.error) for each in results)
+            summary = texts.batch_summary(len(results), len(files), failed, time.perf_counter() - started)
+            if len(results) < len(files):
+                yield rows, summary, None
+        directory = Path(get_upload_folder()) / "batches" / uuid.uuid4().hex
+        directory.mkdir(parents=True)
+        csv_path = directory / "classified.csv"
+        with csv_path.open("w", encoding="utf-8", newline="") as stream:
+            write_csv(results, stream)
+        yield rows, summary, str(csv_path)
 
     def model_table(self) -> list[list]:
         """One row per catalog model: where it is and how big it is on disk."""

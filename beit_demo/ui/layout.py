@@ -16,6 +16,7 @@ from beit_demo.ui import texts
 from beit_demo.ui.components import UploadedImage
 from beit_demo.ui.handlers import (
     EXAMPLES_DIR,
+    MAX_BATCH_FILES,
     ClassifyMode,
     Handlers,
     catalog_entry,
@@ -157,6 +158,7 @@ def _classify_tab(handlers: Handlers, settings: Settings) -> gr.Dropdown:
         inputs=model_dropdown,
         outputs=[model_card_markdown, examples_dataset, predictions_label, status_markdown, model_input_image],
         api_name="select_model",
+        api_visibility="undocumented",  # the page's own: not an MCP tool, not in the API docs
     )
     gr.on(
         [model_dropdown.change, find_faces_checkbox.change, adapt_checkbox.change],
@@ -272,25 +274,59 @@ def _compare_columns(keys: list[str] | None) -> list:
     return catalog + [gr.Column(visible=index < len(typed)) for index in range(MAX_HUB_MODELS_COMPARED)]
 
 
-def _models_tab(handlers: Handlers, settings: Settings) -> gr.Timer:
-    """The status panel; returns its refresh timer, which runs only while the tab is shown."""
-    gr.Markdown(texts.memory_note(settings))
-    models_dataframe = gr.Dataframe(
-        headers=texts.MODEL_TABLE_HEADERS,
-        value=handlers.model_table,
-        interactive=False,
+def _batch_tab(handlers: Handlers, settings: Settings) -> None:
+    with gr.Row():
+        with gr.Column(scale=1, min_width=300):
+            batch_files = gr.File(
+                file_count="multiple",
+                file_types=["image"],
+                type="filepath",
+                label=f"Images (up to {MAX_BATCH_FILES})",
+                height=240,
+            )
+            batch_model_dropdown = _model_picker(settings, value=DEFAULT_MODEL_KEY, label="Model")
+            batch_top_k_slider = gr.Slider(1, MAX_TOP_K, value=3, step=1, label="Top-k predictions")
+            batch_button = gr.Button("Classify all", variant="primary")
+        with gr.Column(scale=2, min_width=300):
+            batch_summary_markdown = gr.Markdown("")
+            batch_dataframe = gr.Dataframe(headers=texts.BATCH_TABLE_HEADERS, interactive=False, wrap=True)
+            batch_csv_file = gr.File(label="Results as CSV", interactive=False)
+    batch_button.click(
+        handlers.classify_batch,
+        inputs=[batch_files, batch_model_dropdown, batch_top_k_slider],
+        outputs=[batch_dataframe, batch_summary_markdown, batch_csv_file],
+        api_name="classify_batch",
+        show_progress_on=[batch_summary_markdown],  # the rows stay readable while the next ones arrive
+        **_task_limits(settings),
     )
+
+
+def _models_tab(handlers: Handlers, settings: Settings) -> tuple[gr.Timer, gr.Dataframe]:
+    """The status panel; returns its refresh timer, which runs only while the tab is shown, and its table."""
+    gr.Markdown(texts.memory_note(settings))
+    # Filled when the tab is shown (a callable value would be an API endpoint and an MCP tool of its own).
+    models_dataframe = gr.Dataframe(headers=texts.MODEL_TABLE_HEADERS, interactive=False)
     models_timer = gr.Timer(2.0, active=False)
     # Outside the queue: a status refresh must never wait behind, or crowd out, classification requests.
-    models_timer.tick(handlers.model_table, outputs=models_dataframe, api_name="model_status", queue=False)
+    models_timer.tick(
+        handlers.model_table,
+        outputs=models_dataframe,
+        api_name="model_status",
+        api_visibility="undocumented",  # the page's own: not an MCP tool, not in the API docs
+        queue=False,
+    )
     with gr.Row():
         prepare_dropdown = _model_picker(settings, value=DEFAULT_MODEL_KEY, label="Model", scale=2)
         prepare_button = gr.Button("Download and load now", scale=1)
     prepare_markdown = gr.Markdown("")
     prepare_button.click(
-        handlers.prepare, inputs=prepare_dropdown, outputs=[prepare_markdown, models_dataframe], api_name="load_model"
+        handlers.prepare,
+        inputs=prepare_dropdown,
+        outputs=[prepare_markdown, models_dataframe],
+        api_name="load_model",
+        api_visibility="undocumented",
     )
-    return models_timer
+    return models_timer, models_dataframe
 
 
 def _timer_switch(active: bool):
@@ -311,11 +347,14 @@ def build_demo(service: DemoService) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Classify") as classify_tab:
                 model_dropdown = _classify_tab(handlers, settings)
-            with gr.Tab("Compare models") as compare_tab:
+            with gr.Tab("Compare") as compare_tab:
                 _compare_tab(handlers, settings)
+            with gr.Tab("Batch") as batch_tab:
+                _batch_tab(handlers, settings)
             with gr.Tab("Models") as models_tab:
-                models_timer = _models_tab(handlers, settings)
-        for tab in (classify_tab, compare_tab, models_tab):
+                models_timer, models_dataframe = _models_tab(handlers, settings)
+        for tab in (classify_tab, compare_tab, batch_tab, models_tab):
             tab.select(_timer_switch(tab is models_tab), outputs=models_timer, api_name=False)
+        models_tab.select(handlers.model_table, outputs=models_dataframe, api_name=False, queue=False)
         demo.load(handlers.model_from_url, inputs=None, outputs=model_dropdown, api_name=False)
     return demo

@@ -13,7 +13,15 @@ from beit_demo.config import Settings
 from beit_demo.inference.adapters import ADAPTER_TITLES
 from beit_demo.inference.faces import MIN_FACE_SIDE, JudgedFace, wears_mask
 from beit_demo.models.registry import ModelState
-from beit_demo.service import CatalogStatus, Classification, CompareOutcome, Comparison, FaceReport, WeightsOrigin
+from beit_demo.service import (
+    CatalogStatus,
+    Classification,
+    CompareOutcome,
+    Comparison,
+    FaceReport,
+    FileResult,
+    WeightsOrigin,
+)
 
 MODEL_TABLE_HEADERS = ["model", "key", "state", "on disk", "requests using it"]
 _COMPARE_HEADER = ["| model | top-1 | probability | time | weights |", "|---|---|---|---|---|"]
@@ -261,3 +269,21 @@ def face_shares(report: FaceReport) -> dict[str, float]:
     counts = Counter(face.label for face in report.faces)
     shares = {label: counts[label] / len(report.faces) for label in report.faces[0].scores}
     return dict(sorted(shares.items(), key=lambda item: -item[1]))
+
+
+# -- batches -------------------------------------------------------------------------------------------------------
+
+BATCH_TABLE_HEADERS = ["file", "top-1", "probability", "top-k", "error"]
+
+
+def batch_row(result: FileResult) -> list:
+    """One table row per file of a batch: its top-1, the top-k in one cell, or its error sentence."""
+    top_k = " · ".join(f"{label} {probability:.1%}" for label, probability in result.scores.items())
+    probability = f"{result.probability:.1%}" if result.probability is not None else ""
+    return [result.name, result.label, probability, top_k, result.error]
+
+
+def batch_summary(done: int, total: int, failed: int, seconds: float) -> str:
+    """ "12 of 40 images classified (1 failed) in 3.2 s", while the batch runs and when it is done."""
+    failures = f" ({failed} failed)" if failed else ""
+    return f"{done} of {_plural(total, 'image')} done{failures} in {seconds:.1f} s."

@@ -1,0 +1,109 @@
+"""The Ray Data engine: the same per-batch classify as the local engine, inside Ray Data, on one machine or a cluster.
+
+Ray Data reads the files as bytes (``read_binary_files``), hands them in batches to a pool of actors that each hold
+one loaded model (``map_batches``), and streams the rows back, in order, to the driver, which writes them with the
+same writer as the local engine. Each actor runs `DemoService.classify_files`, so the bytes are decoded by the
+demo's own safe loader inside the workers, and the results equal the local engine's.
+
+Ray is an optional extra (``requirements-ray.txt``), imported only here and only when this engine is asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import beit_demo
+from beit_demo.service import FileResult
+
+# Variables the workers need to see as the driver does: where the Hub is and the demo's settings everywhere; on a
+# machine of one's own also where the Hub cache is (a cluster's nodes have caches of their own).
+_SHARED_VARIABLES = ("HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_HUB_DISABLE_XET", "HF_HUB_ETAG_TIMEOUT")
+_LOCAL_VARIABLES = ("HF_HOME", "HF_HUB_CACHE")
+
+
+class _Classifier:
+    """A Ray Data actor: one service with one model, classifying the batches it is handed."""
+
+    def __init__(self, model: str, top_k: int, threads: int):
+        import torch
+
+        from beit_demo.config import Settings
+        from beit_demo.service import DemoService
+
+        torch.set_num_threads(threads)  # the actor's share of the machine, not every core
+        self.service = DemoService(Settings.from_env())
+        self.model, self.top_k = model, top_k
+        self.service.prepare(model)  # load once, before the first batch
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
+        files = [(str(path), bytes(data)) for path, data in zip(batch["path"], batch["bytes"], strict=True)]
+        results = list(self.service.classify_files(files, self.model, self.top_k))
+        return {
+            "path": [result.name for result in results],
+            "scores": [json.dumps(list(result.scores.items())) for result in results],
+            "error": [result.error for result in results],
+        }
+
+
+def _runtime_env(local: bool) -> dict[str, Any]:
+    names = (*_SHARED_VARIABLES, *(_LOCAL_VARIABLES if local else ()))
+    variables = {name: value for name, value in os.environ.items() if name in names or name.startswith("BEIT_DEMO_")}
+    # The package travels with the job, so a cluster's workers run this very code (they need its requirements).
+    return {"env_vars": variables, "py_modules": [str(Path(beit_demo.__file__).parent)]}
+
+
+def classify_with_ray(
+    files: Sequence[Path],
+    model: str,
+    top_k: int,
+    batch_size: int = 8,
+    address: str | None = None,
+    actors: int | None = None,
+    cpus_per_actor: int = 1,
+) -> Iterator[FileResult]:
+    """Classify ``files`` with Ray Data; yields one result per file, in the order given.
+
+    Args:
+        address: a Ray cluster to join (``ray://host:10001``, ``auto``, or the RAY_ADDRESS variable); None starts
+            a Ray on this machine for the job.
+        actors: actors in the pool (each holds a copy of the model); default: one per ``cpus_per_actor`` CPUs, one
+            CPU left for reading.
+    """
+    import ray
+
+    local = address is None and not os.environ.get("RAY_ADDRESS")
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(
+            address=address,
+            runtime_env=_runtime_env(local),
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+    try:
+        context = ray.data.DataContext.get_current()
+        context.execution_options.preserve_order = True  # rows come back in the order of the files
+        context.enable_progress_bars = False  # the command line draws its own
+        names = {str(path.resolve()): str(path) for path in files}
+        # One CPU is left for the tasks that read the files: with every CPU held by an actor, they never start.
+        pool = actors or max(1, (int(ray.cluster_resources().get("CPU", 1)) - 1) // cpus_per_actor)
+        dataset = ray.data.read_binary_files(list(names), include_paths=True).map_batches(
+            _Classifier,
+            batch_size=batch_size,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=pool),
+            num_cpus=cpus_per_actor,
+            fn_constructor_kwargs={"model": model, "top_k": top_k, "threads": cpus_per_actor},
+        )
+        for row in dataset.iter_rows():
+            path = str(row["path"])
+            name = names.get(path, names.get(str(Path(path).resolve()), path))
+            yield FileResult(name, dict(json.loads(row["scores"])), str(row["error"]))
+    finally:
+        if started_here:
+            ray.shutdown()

@@ -1,0 +1,114 @@
+"""MCP: the app serves its public endpoints as tools at /gradio_api/mcp/, called with the official `mcp` client."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+
+import pytest
+from mcp import ClientSession
+from mcp.client.streamable_http import streamablehttp_client
+
+from beit_demo.testing.checkpoints import FASHION_MNIST_LABELS
+from tests.conftest import PHOTOS, RunningApp, running_app
+
+pytestmark = pytest.mark.app
+
+TOOLS = {"classify", "classify_batch", "compare", "detect_faces", "explain"}
+INTERNAL = {"model_status", "load_model", "select_model", "model_table", "prepare"}
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    with running_app(tmp_path_factory.mktemp("mcp-app")) as running:
+        yield running
+
+
+def with_session(app: RunningApp, work):  # noqa: ANN001, ANN201 - an async function of a ClientSession
+    async def run():
+        async with (
+            streamablehttp_client(f"{app.url}gradio_api/mcp/") as (read, write, _),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            return await work(session)
+
+    return asyncio.run(run())
+
+
+def data_url(path) -> str:  # noqa: ANN001 - a Path
+    return "data:image/jpeg;base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def test_the_curated_tools_are_listed_with_documented_typed_parameters(app):
+    async def work(session):
+        return (await session.list_tools()).tools
+
+    tools = {tool.name: tool for tool in with_session(app, work)}
+    assert set(tools) == TOOLS and not INTERNAL & set(tools)
+    classify = tools["classify"]
+    properties = classify.inputSchema["properties"]
+    assert set(properties) == {"image", "model_key", "top_k"}
+    assert properties["top_k"]["type"] == "number" and "1 to 20" in properties["top_k"]["description"]
+    assert "owner/name" in properties["model_key"]["description"]
+    assert classify.description.startswith("Classify one image with one model")
+    for tool in tools.values():
+        parameters = tool.inputSchema["properties"].values()
+        assert tool.description and all(parameter.get("description") for parameter in parameters), tool.name
+
+
+def test_classify_through_mcp_with_a_data_url(app):
+    async def work(session):
+        return await session.call_tool(
+            "classify", {"image": data_url(PHOTOS / "coffee.jpg"), "model_key": "fashion-mnist", "top_k": 3}
+        )
+
+    result = with_session(app, work)
+    assert not result.isError, result.content
+    text = " ".join(part.text for part in result.content if part.type == "text")
+    assert any(label in text for label in FASHION_MNIST_LABELS) and "Fashion-MNIST garments" in text
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    paths: list[str] = []
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        type(self).paths.append(self.path)
+        body = (PHOTOS / "coffee.jpg").read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", "image/jpeg")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):  # noqa: ANN002 - quiet
+        pass
+
+
+def test_an_image_url_on_a_loopback_or_private_address_is_never_fetched(app):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/photo.jpg"
+    try:
+
+        async def work(session):
+            refused = await session.call_tool("classify", {"image": url, "model_key": "fashion-mnist", "top_k": 3})
+            private = await session.call_tool(
+                "classify", {"image": "http://10.0.0.1/photo.jpg", "model_key": "fashion-mnist", "top_k": 3}
+            )
+            fine = await session.call_tool(
+                "classify", {"image": data_url(PHOTOS / "horse.jpg"), "model_key": "fashion-mnist", "top_k": 1}
+            )
+            return refused, private, fine
+
+        refused, private, fine = with_session(app, work)
+    finally:
+        server.shutdown()
+    assert refused.isError and private.isError
+    assert _Recorder.paths == []  # the loopback server was never asked
+    assert not fine.isError  # and the tools still answer
+    assert json.dumps([part.model_dump() for part in fine.content])
