@@ -546,6 +546,11 @@ def test_type_a_hub_id_classify_with_it_then_compare_it_with_a_catalog_model(ope
     expect(block(compare, get_entry("beit-in22k").title).get_by_test_id("label-output-value")).to_be_visible()
     expect(compare.get_by_role("row").filter(has_text=typed).first).to_contain_text(re.compile(r"\d+ ms"))
 
+    shared = open_page(f"?model={typed}")  # a shared link opens the typed model, card and all
+    expect(visible_tab(shared).get_by_role("heading", name=typed)).to_be_visible(timeout=MODEL_LOAD_MS)
+    hostile = open_page("?model=../../etc/passwd")  # not a Hub id: the default model, and no error
+    expect(visible_tab(hostile).get_by_role("heading", name=get_entry("beit-in22k").title)).to_be_visible()
+
 
 def test_the_batch_tab_fills_a_row_per_file_and_offers_the_csv(open_page, tmp_path):
     broken = tmp_path / "broken.jpg"

@@ -39,3 +39,17 @@ def test_a_failed_download_exits_non_zero_with_the_sentence(capsys, monkeypatch)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     assert main(["download", "fashion-mnist"]) == 1
     assert "FAILED fashion-mnist: " in capsys.readouterr().err
+
+
+def test_download_takes_a_hub_id_too(capsys, hub_double):
+    from beit_demo.testing import hub_models
+
+    repo = "tests-cli/tiny-swin"
+    commit = hub_double.add_repo(repo, hub_models.family_files("swin"))
+    assert main(["download", repo]) == 0
+    assert capsys.readouterr().out.startswith(f"ok {repo}: downloaded")
+    assert hub_double.count("GET", repo_id=repo, filename="model.safetensors") == 1
+    assert all(f"/resolve/{commit}/" in request.path for request in hub_double.log() if "/resolve/" in request.path)
+    with pytest.raises(SystemExit) as caught:
+        main(["download", "owner/../name"])
+    assert caught.value.code == 2 and "a Hub id is owner/name" in capsys.readouterr().err
