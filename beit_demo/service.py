@@ -331,11 +331,17 @@ class DemoService:
         )
 
     def _judge_faces(
-        self, entry: CatalogEntry, image: ImageInput, min_face_score: float, progress: ProgressCallback | None
+        self,
+        entry: CatalogEntry,
+        image: ImageInput,
+        min_face_score: float,
+        progress: ProgressCallback | None,
+        found: FoundFaces | None = None,
     ) -> FaceReport:
+        """Find the faces (unless ``found`` says where they are in this very photo) and judge each with ``entry``."""
         started = time.perf_counter()
         with self._model_and_image(entry, image, None, progress) as (loaded, origin, photo):
-            found = find_faces(shared_detector(), photo, min_face_score)
+            found = found or find_faces(shared_detector(), photo, min_face_score)
             faces = tuple(judge_faces(self.batcher, loaded, photo, found))
             whole_photo = None
             if not faces:  # say what the model makes of the photo instead
@@ -357,7 +363,7 @@ class DemoService:
 
         Yields the comparison before the first model runs and after each one, so a front end can show fast
         answers while slow models download. One model failing does not stop the others: its outcome holds the
-        sentence instead. Every face-mask model judges the same faces (the detector gives the same ones each time).
+        sentence instead. The faces are found once, and every face-mask model judges those same faces.
 
         Raises:
             DemoError: no model ticked, a bad key, top-k or image (before any model runs).
@@ -373,11 +379,13 @@ class DemoService:
         self.decode(image, max(entry.input_size for entry in entries))  # a bad upload fails before any model runs
         in_memory = set(self.registry.loaded_sources())
         outcomes: dict[str, CompareOutcome] = {}
+        found: FoundFaces | None = None  # the faces, found by the first face model's turn, for every other one
         yield Comparison(entries, dict(outcomes))
         for entry in sorted(entries, key=lambda entry: entry.source not in in_memory):
             try:
                 if entry.classifies_faces:
-                    report = self._judge_faces(entry, image, DEFAULT_FACE_SCORE, progress)
+                    report = self._judge_faces(entry, image, DEFAULT_FACE_SCORE, progress, found)
+                    found = report.found
                     outcomes[entry.key] = CompareOutcome(entry, None, faces=report)
                 else:
                     classification = self._classify(entry, image, k, progress, with_input=False)

@@ -252,6 +252,18 @@ def test_compare_judges_the_same_faces_with_both_face_models():
     assert "The face models agree on " in summary and "of 3 faces." in summary
 
 
+def test_compare_finds_the_faces_once_for_both_face_models(monkeypatch):
+    from beit_demo.models.face_detector import shared_detector
+
+    detector = shared_detector()
+    searches = []
+    detect = detector.detect
+    monkeypatch.setattr(detector, "detect", lambda *args, **kwargs: searches.append(1) or detect(*args, **kwargs))
+    *_, summary = list(make_handlers().compare(SCENE, FACE_MASK_KEYS, 2, RecordedProgress()))[-1]
+    assert searches == [1]  # the detector ran for the first face model; the second judged the same boxes
+    assert summary.count("3 faces: ") == 2
+
+
 def test_a_face_mistake_becomes_a_gradio_error():
     with pytest.raises(gr.Error, match="does not classify faces"):
         make_handlers().detect_faces(SCENE, "beit-in22k", 0.5, RecordedProgress())

@@ -23,6 +23,8 @@ from beit_demo.service import FileResult
 # machine of one's own also where the Hub cache is (a cluster's nodes have caches of their own).
 _SHARED_VARIABLES = ("HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_HUB_DISABLE_XET", "HF_HUB_ETAG_TIMEOUT")
 _LOCAL_VARIABLES = ("HF_HOME", "HF_HUB_CACHE")
+# A forward pass of a base-sized model uses 4 cores well; more actors of fewer threads each hold more model copies.
+CPUS_PER_ACTOR = 4
 
 
 class _Classifier:
@@ -63,15 +65,15 @@ def classify_with_ray(
     batch_size: int = 8,
     address: str | None = None,
     actors: int | None = None,
-    cpus_per_actor: int = 1,
 ) -> Iterator[FileResult]:
     """Classify ``files`` with Ray Data; yields one result per file, in the order given.
 
     Args:
         address: a Ray cluster to join (``ray://host:10001``, ``auto``, or the RAY_ADDRESS variable); None starts
             a Ray on this machine for the job.
-        actors: actors in the pool (each holds a copy of the model); default: one per ``cpus_per_actor`` CPUs, one
-            CPU left for reading.
+        actors: actors in the pool, each with a copy of the model and an equal share of the CPUs as torch threads;
+            default: one per CPUS_PER_ACTOR CPUs (one actor with every core on a small machine, like the local
+            engine).
     """
     import ray
 
@@ -90,15 +92,18 @@ def classify_with_ray(
         context.execution_options.preserve_order = True  # rows come back in the order of the files
         context.enable_progress_bars = False  # the command line draws its own
         names = {str(path.resolve()): str(path) for path in files}
-        # One CPU is left for the tasks that read the files: with every CPU held by an actor, they never start.
-        pool = actors or max(1, (int(ray.cluster_resources().get("CPU", 1)) - 1) // cpus_per_actor)
-        dataset = ray.data.read_binary_files(list(names), include_paths=True).map_batches(
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        pool = actors or max(1, cpus // CPUS_PER_ACTOR)
+        threads = max(1, cpus // pool)
+        # Reading files is waiting on disks: its tasks ask for no CPU, so actors holding every CPU never starve them.
+        files_read = ray.data.read_binary_files(list(names), include_paths=True, num_cpus=0)
+        dataset = files_read.map_batches(
             _Classifier,
             batch_size=batch_size,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=pool),
-            num_cpus=cpus_per_actor,
-            fn_constructor_kwargs={"model": model, "top_k": top_k, "threads": cpus_per_actor},
+            num_cpus=threads,
+            fn_constructor_kwargs={"model": model, "top_k": top_k, "threads": threads},
         )
         for row in dataset.iter_rows():
             path = str(row["path"])
