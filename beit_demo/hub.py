@@ -238,6 +238,10 @@ def repo_info(repo_id: str, revision: str | None) -> RepoInfo:
         ModelUnavailableError: the repo or revision is missing, private, or the Hub cannot be reached.
     """
     source = ModelSource(repo_id, revision or "main")
+    if hub_constants.is_offline_mode():
+        raise ModelUnavailableError(
+            f"The Hub is switched off here (HF_HUB_OFFLINE=1), so {repo_id} cannot be looked up; pick a catalog model."
+        )
     try:
         info = HfApi().model_info(
             repo_id, revision=revision, files_metadata=True, token=False, timeout=hub_constants.HF_HUB_ETAG_TIMEOUT

@@ -147,10 +147,11 @@ class HubModelResolver:
             raise ModelUnavailableError(f"{name} has no config.json, so it is not a transformers model; pick another.")
         weights = next((filename for filename in _WEIGHTS if filename in sizes), None)
         if weights is None:
-            sharded = any(filename.endswith(".index.json") for filename in sizes)
-            how = "its weights are split into shards, which" if sharded else "it has no model.safetensors or "
-            how += " this demo does not load" if sharded else "pytorch_model.bin"
-            raise ModelUnavailableError(f"{name} cannot be loaded here: {how}; pick another model.")
+            if any(filename.endswith(".index.json") for filename in sizes):
+                why = "its weights are split into shards, which this demo does not load"
+            else:
+                why = "it has no model.safetensors or pytorch_model.bin"
+            raise ModelUnavailableError(f"{name} cannot be loaded here: {why}; pick another model.")
         total = sizes["config.json"] + sizes.get(_PREPROCESSOR, 0) + sizes[weights]
         if total > self.max_model_bytes:
             raise ModelUnavailableError(

@@ -308,3 +308,13 @@ def test_a_big_photo_is_explained_in_its_own_aspect_and_what_the_crop_cut_off_st
 def test_the_explain_dropdown_lists_the_classes_shown():
     update = Handlers.class_choices({"label": "a", "confidences": [{"label": "a", "confidence": 0.6}, {"label": "b"}]})
     assert update.choices == [("", ""), ("a", "a"), ("b", "b")] and update.value == ""
+
+
+def test_compare_panels_put_a_catalog_repo_typed_as_a_hub_id_in_its_catalog_panel():
+    from beit_demo.ui.handlers import panel_slots
+
+    typed_catalog_repo = get_entry("facemask-deit").repo_id
+    slots = panel_slots(["beit-in22k", typed_catalog_repo, "someone/vit", "someone/vit", "../.."])
+    keys = [entry.key for entry in CATALOG]
+    assert slots[: len(keys)] == [key if key in {"beit-in22k", "facemask-deit"} else None for key in keys]
+    assert slots[len(keys) :] == ["someone/vit", "../.."]  # typed ids in order, once each (the service refuses ../..)

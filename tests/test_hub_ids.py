@@ -283,3 +283,12 @@ def test_parse_hub_id_keeps_the_revision_and_accepts_the_hubs_names():
     assert str(parse_hub_id("My_Org/model.v2@v1.0")) == "My_Org/model.v2@v1.0"
     with pytest.raises(DemoError):
         parse_hub_id("owner/name@" + "a" * 101)
+
+
+def test_with_the_hub_switched_off_a_typed_id_gets_a_sentence_and_no_request(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ModelUnavailableError, match=r"switched off here \(HF_HUB_OFFLINE=1\)"):
+        service().entry(f"{OWNER}/never-typed-before")
+    assert HUB.log() == []

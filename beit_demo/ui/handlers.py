@@ -7,6 +7,7 @@ so a new error needs no edit here; any other exception stays hidden behind Gradi
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import secrets
@@ -24,7 +25,7 @@ from PIL import Image
 from beit_demo.catalog import CATALOG, DEFAULT_MODEL_KEY, CatalogEntry
 from beit_demo.errors import DemoError, InvalidRequestError
 from beit_demo.hub import ProgressCallback
-from beit_demo.hub_ids import parse_hub_id
+from beit_demo.hub_ids import catalog_entry_for, parse_hub_id
 from beit_demo.inference.heatmaps import heatmap_image, overlay_image
 from beit_demo.service import MAX_HUB_MODELS_COMPARED, Comparison, DemoService, FaceReport, ImageInput
 from beit_demo.ui import texts
@@ -43,8 +44,21 @@ class ClassifyMode(StrEnum):
 
 
 def catalog_entry(model: str | None) -> CatalogEntry | None:
-    """The catalog entry of a key, or None for anything else (a typed Hub id): never asks the Hub."""
-    return next((entry for entry in CATALOG if entry.key == model), None)
+    """The catalog entry of a key (or of a catalog repo typed as a Hub id), else None: never asks the Hub."""
+    entry = next((entry for entry in CATALOG if entry.key == model), None)
+    if entry is None and isinstance(model, str) and "/" in model:
+        with contextlib.suppress(DemoError):
+            entry = catalog_entry_for(parse_hub_id(model))
+    return entry
+
+
+def panel_slots(models: list[str] | None) -> list[str | None]:
+    """The Compare tab's panels, in order: one per catalog model (its key, or None when not chosen), then one per
+    model typed from the Hub (its id as typed, or None)."""
+    chosen = [catalog_entry(model).key if catalog_entry(model) else model for model in models or []]
+    typed = [model for model in dict.fromkeys(chosen) if catalog_entry(model) is None][:MAX_HUB_MODELS_COMPARED]
+    catalog = [entry.key if entry.key in chosen else None for entry in CATALOG]
+    return catalog + [_nth(typed, index) for index in range(MAX_HUB_MODELS_COMPARED)]
 
 
 def classify_mode(model_key: str, find_faces: bool, adapt: bool) -> ClassifyMode:
@@ -306,16 +320,14 @@ class Handlers:
     def compare_explanations(self, image: ImageInput, model_keys: list[str]):
         """After a comparison: each chosen model's overlay for its own top-1, filled in as each is ready (catalog
         panels first, then those of the models from the Hub)."""
-        chosen = list(dict.fromkeys(model_keys or []))
-        hub_keys = [key for key in chosen if catalog_entry(key) is None][:MAX_HUB_MODELS_COMPARED]
-        slots = [entry.key for entry in CATALOG] + [_nth(hub_keys, index) for index in range(MAX_HUB_MODELS_COMPARED)]
+        slots = panel_slots(model_keys)
         overlays: dict[str, str] = {}
-        for key in chosen:
+        for key in (slot for slot in slots if slot is not None):
             try:
                 _, overlays[key], _, _ = self._explanation(image, key, "", "", _quiet_progress)
             except DemoError:
                 continue  # the comparison itself already said why this model has no answer (or cannot be explained)
-            yield [gr.Image(value=overlays.get(slot), visible=slot in chosen) for slot in slots]
+            yield [gr.Image(value=overlays.get(slot), visible=slot is not None) for slot in slots]
 
     @shows_errors
     def classify_batch(self, images: list[str] | None, model_key: str, top_k: float, progress=gr.Progress()):  # noqa: B008

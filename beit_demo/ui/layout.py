@@ -22,6 +22,7 @@ from beit_demo.ui.handlers import (
     catalog_entry,
     classify_mode,
     example_samples,
+    panel_slots,
 )
 
 UPLOAD_LIFETIME_S = 3600  # uploads and results are deleted this long after they arrive (checked every 10 min)
@@ -268,10 +269,7 @@ def _compare_tab(handlers: Handlers, settings: Settings) -> None:
 
 def _compare_columns(keys: list[str] | None) -> list:
     """A column for each catalog model chosen, then one for each model typed (up to the page's panels)."""
-    chosen = list(keys or [])
-    typed = [key for key in chosen if catalog_entry(key) is None]
-    catalog = [gr.Column(visible=entry.key in chosen) for entry in CATALOG]
-    return catalog + [gr.Column(visible=index < len(typed)) for index in range(MAX_HUB_MODELS_COMPARED)]
+    return [gr.Column(visible=slot is not None) for slot in panel_slots(keys)]
 
 
 def _batch_tab(handlers: Handlers, settings: Settings) -> None:
