@@ -14,7 +14,7 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamablehttp_client
 
 from beit_demo.testing.checkpoints import FASHION_MNIST_LABELS
-from tests.conftest import PHOTOS, RunningApp, running_app
+from tests.conftest import HUB, PHOTOS, RunningApp, running_app
 
 pytestmark = pytest.mark.app
 
@@ -55,6 +55,10 @@ def test_the_curated_tools_are_listed_with_documented_typed_parameters(app):
     assert set(properties) == {"image", "model_key", "top_k"}
     assert properties["top_k"]["type"] == "number" and "1 to 20" in properties["top_k"]["description"]
     assert "owner/name" in properties["model_key"]["description"]
+    # Any string: a strict client must not refuse a Hub id (the catalog keys are examples, not an enum).
+    assert properties["model_key"]["type"] == "string" and "enum" not in properties["model_key"]
+    assert "beit-in22k" in properties["model_key"]["examples"]
+    assert "enum" not in tools["compare"].inputSchema["properties"]["model_keys"]["items"]
     assert classify.description.startswith("Classify one image with one model")
     for tool in tools.values():
         parameters = tool.inputSchema["properties"].values()
@@ -71,6 +75,23 @@ def test_classify_through_mcp_with_a_data_url(app):
     assert not result.isError, result.content
     text = " ".join(part.text for part in result.content if part.type == "text")
     assert any(label in text for label in FASHION_MNIST_LABELS) and "Fashion-MNIST garments" in text
+
+
+def test_an_agent_can_classify_with_a_typed_hub_model(app):
+    from beit_demo.testing import hub_models
+
+    typed = "tests-mcp/tiny-convnext"
+    HUB.add_repo(typed, hub_models.family_files("convnext"))
+
+    async def work(session):
+        return await session.call_tool(
+            "classify", {"image": data_url(PHOTOS / "coffee.jpg"), "model_key": typed, "top_k": 2}
+        )
+
+    result = with_session(app, work)
+    assert not result.isError, result.content
+    text = " ".join(part.text for part in result.content if part.type == "text")
+    assert typed in text and any(label in text for label in hub_models.FAMILY_LABELS["convnext"])
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):

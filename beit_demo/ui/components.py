@@ -41,3 +41,22 @@ class UploadedImage(gr.Image):
         if payload.path is None or not is_in_or_equal(payload.path, get_upload_folder()):
             raise gr.Error("Upload the image again: only images uploaded to this demo can be classified.")
         return payload.path
+
+
+class ModelPicker(gr.Dropdown):
+    """`gr.Dropdown` of the catalog that also takes a typed Hub id, and says so to API and MCP clients.
+
+    A Dropdown's schema lists its choices as an ``enum``, which would make a strict MCP client refuse a Hub id that
+    the demo accepts; with custom values allowed, the schema is a plain string (or a list of them), with the catalog
+    keys as examples. (`is_template` keeps the frontend of `gr.Dropdown`.)
+    """
+
+    is_template = True
+
+    def api_info(self) -> dict:
+        info = super().api_info()
+        if not self.allow_custom_value:
+            return info
+        keys = [value for _, value in self.choices]
+        string = {"type": "string", "examples": keys}
+        return {"type": "array", "items": string} if self.multiselect else string
