@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -248,11 +249,13 @@ def repo_info(repo_id: str, revision: str | None) -> RepoInfo:
         )
     except Exception as err:
         raise ModelUnavailableError(_explain(source, err)) from err
+    if not isinstance(info.sha, str) or re.fullmatch(r"[0-9a-f]{40}", info.sha) is None:
+        raise ModelUnavailableError(f"The Hub gave no commit for {repo_id}; please try again in a minute.")
     sizes = {sibling.rfilename: int(sibling.size or 0) for sibling in info.siblings or ()}
     license_ = getattr(info.card_data, "license", None) if info.card_data is not None else None
     if isinstance(license_, list):
         license_ = ", ".join(str(item) for item in license_)
-    return RepoInfo(str(info.sha), bool(info.gated), sizes, str(license_ or "")[:80])
+    return RepoInfo(info.sha, bool(info.gated), sizes, str(license_ or "")[:80])
 
 
 def config_text(source: ModelSource) -> str:
