@@ -161,10 +161,10 @@ def test_a_config_with_odd_labels_or_sizes_is_refused_before_any_weight(change, 
     assert weight_requests(repo_id) == 0
 
 
-HOSTILE_IDS = [
+HOSTILE_IDS = [  # the URL of the Hub double among them: if it were fetched, the double's log would show it
     "", " ", "..", "../..", "../../etc/passwd", "/tmp", "/etc/passwd", "./models/x", "~/models", "owner/../../etc",
     "owner/name/extra", "owner//name", "/owner/name", "owner/name/", "C:\\Windows\\System32", "\\\\server\\share",
-    "file:///etc/passwd", "http://127.0.0.1:8000/x", "https://huggingface.co/owner/name", "hf://owner/name",
+    "file:///etc/passwd", "http://127.0.0.1:8000/x", f"{HUB.url}/owner/name", "hf://owner/name",
     "owner/name\x00", "owner\x00/name", "owner/na\nme", "owner/name\n", " owner/name", "owner/name ", "owner /name",
     "m\u0456crosoft/beit", "owner\uff0fname", "owner/name\u200b", "\u00f3wner/name", "a" * 300, "o/" + "n" * 97,
     "owner/name@", "owner/name@../../x", "owner/name@main@x", "owner/name@refs//pr", "owner/name@-bad",
