@@ -38,14 +38,15 @@ ProgressCallback = Callable[[float, str], None]
 
 # Weights in order of preference: safetensors cannot run code when loaded; some catalog repos ship only
 # the pickle-based .bin, which transformers loads with `weights_only=True` on torch >= 2.6.
-_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+PREPROCESSOR_CONFIG = "preprocessor_config.json"
 _REQUIRED_FILES = {
     CheckpointFormat.TRANSFORMERS: ("config.json",),
     CheckpointFormat.TIMM: ("config.json",),
 }
 # Fetched when the repo has them; without one, the loader uses the family's default preprocessing (and says so).
 _OPTIONAL_FILES = {
-    CheckpointFormat.TRANSFORMERS: ("preprocessor_config.json",),
+    CheckpointFormat.TRANSFORMERS: (PREPROCESSOR_CONFIG,),
     CheckpointFormat.TIMM: (),
 }
 _TIMM_WEIGHT_FILES = ("model.safetensors",)
@@ -71,7 +72,7 @@ def _cached_path(source: ModelSource, filename: str) -> Path | None | object:
 
 
 def _weight_files(source: ModelSource) -> tuple[str, ...]:
-    return _TIMM_WEIGHT_FILES if source.checkpoint_format is CheckpointFormat.TIMM else _WEIGHT_FILES
+    return _TIMM_WEIGHT_FILES if source.checkpoint_format is CheckpointFormat.TIMM else WEIGHT_FILES
 
 
 def cached_directory(source: ModelSource) -> Path | None:

@@ -40,10 +40,6 @@ MAX_CONFIG_BYTES = 4_000_000  # ImageNet-22k's config, with 21,841 labels, is 1.
 MAX_LABELS = 30_000
 MAX_LABEL_LENGTH = 120
 MIN_INPUT_SIDE, MAX_INPUT_SIDE = 8, 1024
-_PREPROCESSOR = "preprocessor_config.json"
-# Single-file weights, safest first: safetensors cannot run code when loaded; a .bin is a pickle, which transformers
-# (on torch >= 2.6) opens with ``weights_only=True``, refusing anything but tensors.
-_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 _HOW_TO_TYPE = "a Hub id is owner/name or owner/name@revision, in letters, digits, '-', '_' and '.'"
 
 
@@ -145,14 +141,14 @@ class HubModelResolver:
         sizes = info.file_sizes
         if "config.json" not in sizes:
             raise ModelUnavailableError(f"{name} has no config.json, so it is not a transformers model; pick another.")
-        weights = next((filename for filename in _WEIGHTS if filename in sizes), None)
+        weights = next((filename for filename in hub.WEIGHT_FILES if filename in sizes), None)  # the one fetch takes
         if weights is None:
             if any(filename.endswith(".index.json") for filename in sizes):
                 why = "its weights are split into shards, which this demo does not load"
             else:
                 why = "it has no model.safetensors or pytorch_model.bin"
             raise ModelUnavailableError(f"{name} cannot be loaded here: {why}; pick another model.")
-        total = sizes["config.json"] + sizes.get(_PREPROCESSOR, 0) + sizes[weights]
+        total = sizes["config.json"] + sizes.get(hub.PREPROCESSOR_CONFIG, 0) + sizes[weights]
         if total > self.max_model_bytes:
             raise ModelUnavailableError(
                 f"{name} is {total / 1e9:.2f} GB, more than this demo loads from the Hub "
@@ -170,7 +166,7 @@ class HubModelResolver:
             commit=info.commit,
             model_type=model_type,
             license=info.license,
-            has_preprocessor=_PREPROCESSOR in sizes,
+            has_preprocessor=hub.PREPROCESSOR_CONFIG in sizes,
             weights_file=weights,
             download_bytes=total,
             labels_preview=labels[:5],

@@ -59,7 +59,7 @@ def _load_transformers(directory: Path) -> tuple[Any, Any]:
     # No attn_implementation: transformers then takes SDPA where the family has it and eager attention otherwise.
     # Asking for "sdpa" outright fails for families without it (ConvNeXt, ResNet: they have no attention at all).
     model = AutoModelForImageClassification.from_pretrained(directory, local_files_only=True, trust_remote_code=False)
-    if (directory / "preprocessor_config.json").is_file():
+    if (directory / hub.PREPROCESSOR_CONFIG).is_file():
         processor = AutoImageProcessor.from_pretrained(directory, local_files_only=True, trust_remote_code=False)
     else:
         processor = default_processor(model.config)
