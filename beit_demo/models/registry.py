@@ -148,15 +148,8 @@ class ModelRegistry:
         Raises:
             ModelUnavailableError: all of them are in use or loading.
         """
-        hub_sources = [known for known in self._slots if entry_for(known) is None]
-        evicted = 0
-        for known in hub_sources:
-            if len(hub_sources) - evicted < self.max_hub_models:
-                break
-            slot = self._slots[known]
-            if slot.users == 0 and slot.loaded is not None:
-                del self._slots[known]
-                evicted += 1
+        hub_sources = [known for known in self._slots if entry_for(known) is None]  # loading ones count here
+        evicted = self._drop_idle(hub_sources, keep=self.max_hub_models - 1)
         if len(hub_sources) - evicted >= self.max_hub_models:
             raise ModelUnavailableError(
                 f"Visitors are using {len(hub_sources)} models from the Hub right now, the most this demo holds at "
@@ -209,18 +202,22 @@ class ModelRegistry:
         from outside it are bounded apart (max_models, max_hub_models).
         """
         loaded = [source for source, slot in self._slots.items() if slot.loaded is not None]
-        evicted = 0
-        for from_catalog, bound in ((True, self.max_models), (False, self.max_hub_models)):
-            group = [source for source in loaded if (entry_for(source) is not None) is from_catalog]
-            dropped = 0
-            for source in group:
-                if len(group) - dropped <= bound:
-                    break
-                if self._slots[source].users == 0:
-                    del self._slots[source]
-                    dropped += 1
-            evicted += dropped
-        return evicted
+        catalog = [source for source in loaded if entry_for(source) is not None]
+        others = [source for source in loaded if entry_for(source) is None]
+        return self._drop_idle(catalog, self.max_models) + self._drop_idle(others, self.max_hub_models)
+
+    def _drop_idle(self, sources: list[ModelSource], keep: int) -> int:
+        """Forget idle loaded models among ``sources`` (least recently used first) until at most ``keep`` of them
+        are left, or no idle one is; returns how many went. Caller holds the lock."""
+        dropped = 0
+        for source in sources:
+            if len(sources) - dropped <= keep:
+                break
+            slot = self._slots[source]
+            if slot.users == 0 and slot.loaded is not None:
+                del self._slots[source]
+                dropped += 1
+        return dropped
 
     def loaded_sources(self) -> list[ModelSource]:
         """The models in memory, least recently used first."""
