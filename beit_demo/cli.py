@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument("--engine", choices=ENGINES, default="local", help="local (default) or ray (Ray Data)")
     classify.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
     classify.add_argument("--ray-address", help="a Ray cluster to join (default: RAY_ADDRESS, else a local Ray)")
-    classify.add_argument("--ray-actors", type=int, help="Ray actors, each with the model (default: one per CPU)")
+    classify.add_argument("--ray-actors", type=int, help="Ray actors, each with the model (default: one per 4 CPUs)")
     return parser
 
 
@@ -70,20 +70,23 @@ def _service(batch_size: int = 8):  # noqa: ANN202 - a DemoService, imported her
     return DemoService(replace(Settings.from_env(), max_batch=batch_size))
 
 
+def _entry(parser: argparse.ArgumentParser, service, name: str) -> CatalogEntry:  # noqa: ANN001 - a DemoService
+    """The model ``name`` names (a typed Hub id checked and resolved); exits 2 when it names none, 1 when it names
+    a Hub model this demo will not load (not a usage error)."""
+    try:
+        return service.entry(name)
+    except (UnknownModelError, InvalidRequestError) as err:
+        parser.error(str(err))
+    except DemoError as err:
+        print(f"error: {name}: {err}", file=sys.stderr)
+        sys.exit(1)
+
+
 def _entries_to_download(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[CatalogEntry]:
     if args.all:
         return list(CATALOG)
     service = _service()
-    entries = []
-    for name in args.keys or [DEFAULT_MODEL_KEY]:
-        try:
-            entries.append(service.entry(name))
-        except (UnknownModelError, InvalidRequestError) as err:
-            parser.error(str(err))
-        except DemoError as err:  # a Hub model this demo will not load: not a usage error
-            print(f"FAILED {name}: {err}", file=sys.stderr)
-            sys.exit(1)
-    return entries
+    return [_entry(parser, service, name) for name in args.keys or [DEFAULT_MODEL_KEY]]
 
 
 @contextlib.contextmanager
@@ -114,13 +117,7 @@ def _classify(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if not found.files:
         parser.error(f"no images in {', '.join(args.paths)} ({found.skipped} files that are not images).")
     service = _service(args.batch_size)
-    try:
-        entry = service.entry(args.model)  # a typed Hub id is checked and resolved before any file is read
-    except (UnknownModelError, InvalidRequestError) as err:
-        parser.error(str(err))
-    except DemoError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    entry = _entry(parser, service, args.model)  # before any file is read
     if found.skipped:
         print(f"Skipping {found.skipped} files that are not images (by their content).", file=sys.stderr)
 
