@@ -1,6 +1,8 @@
 """The real app, launched on 127.0.0.1 in its own process and called over HTTP with gradio_client."""
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from gradio_client import Client, handle_file
@@ -14,23 +16,30 @@ from tests.conftest import DATA, PHOTOS, running_app
 pytestmark = pytest.mark.app
 
 
+@contextmanager
+def app_client(tmp_path, **env: str) -> Iterator[Client]:  # noqa: ANN001 - a Path
+    """A gradio_client `Client` of a fresh `python app.py` (see `running_app`), closed before the app stops."""
+    with running_app(tmp_path, **env) as app:
+        client = Client(app.url, verbose=False)
+        try:
+            yield client
+        finally:
+            client.close()
+
+
 def top_labels(result) -> list[str]:
     return [row["label"] for row in result["confidences"]]
 
 
 def test_classify_a_real_photo_over_http(tmp_path, hub_double):
     spec = get_entry("fashion-mnist")
-    with running_app(tmp_path) as app:
-        client = Client(app.url, verbose=False)
-        try:
-            result, status, view = client.predict(
-                handle_file(str(PHOTOS / "coffee.jpg")), spec.key, 3, api_name="/classify"
-            )
-            again, status_again, _ = client.predict(
-                handle_file(str(PHOTOS / "horse.jpg")), spec.key, 3, api_name="/classify"
-            )
-        finally:
-            client.close()
+    with app_client(tmp_path) as client:
+        result, status, view = client.predict(
+            handle_file(str(PHOTOS / "coffee.jpg")), spec.key, 3, api_name="/classify"
+        )
+        again, status_again, _ = client.predict(
+            handle_file(str(PHOTOS / "horse.jpg")), spec.key, 3, api_name="/classify"
+        )
     labels = top_labels(result)
     assert len(labels) == 3 and result["label"] == labels[0]
     assert set(labels) <= set(FASHION_MNIST_LABELS)
@@ -42,14 +51,10 @@ def test_classify_a_real_photo_over_http(tmp_path, hub_double):
 
 def test_an_uncached_model_offline_gives_the_sentence_and_the_server_keeps_serving(tmp_path, hub_double):
     spec = get_entry("facemask-deit")
-    with running_app(tmp_path, HF_HUB_OFFLINE="1") as app:
-        client = Client(app.url, verbose=False)
-        try:
-            with pytest.raises(AppError) as caught:
-                client.predict(handle_file(str(PHOTOS / "astronaut.jpg")), spec.key, 2, api_name="/classify")
-            card, *_ = client.predict(spec.key, api_name="/select_model")
-        finally:
-            client.close()
+    with app_client(tmp_path, HF_HUB_OFFLINE="1") as client:
+        with pytest.raises(AppError) as caught:
+            client.predict(handle_file(str(PHOTOS / "astronaut.jpg")), spec.key, 2, api_name="/classify")
+        card, *_ = client.predict(spec.key, api_name="/select_model")
     assert f"python -m beit_demo download {spec.key}" in str(caught.value)
     assert spec.repo_id in card and "0.9894" in card
     assert hub_double.log() == []
@@ -57,15 +62,11 @@ def test_an_uncached_model_offline_gives_the_sentence_and_the_server_keeps_servi
 
 def test_compare_two_face_mask_models_and_the_status_panel(tmp_path):
     deit, beit = get_entry("facemask-deit"), get_entry("facemask-beit")
-    with running_app(tmp_path) as app:
-        client = Client(app.url, verbose=False)
-        try:
-            message, table = client.predict(deit.key, api_name="/load_model")
-            *panels, summary = client.predict(
-                handle_file(str(PHOTOS / "astronaut.jpg")), [beit.key, deit.key], 2, api_name="/compare"
-            )
-        finally:
-            client.close()
+    with app_client(tmp_path) as client:
+        message, table = client.predict(deit.key, api_name="/load_model")
+        *panels, summary = client.predict(
+            handle_file(str(PHOTOS / "astronaut.jpg")), [beit.key, deit.key], 2, api_name="/compare"
+        )
     assert message.startswith(deit.title) and "downloaded from the Hub" in message
     states = {row[1]: row[2] for row in table["data"]}
     assert states[deit.key] == "in memory" and states[beit.key] == "not downloaded"
@@ -84,17 +85,13 @@ def test_preloading_starts_after_the_page_answers(tmp_path, hub_double):
     spec = get_entry("facemask-deit")
     hub_double.throttle_bytes_per_s = 200_000  # the tiny checkpoint now takes a few seconds to arrive
     try:
-        with running_app(tmp_path, BEIT_DEMO_PRELOAD=spec.key) as app:  # returns once "/" answers
-            client = Client(app.url, verbose=False)
-            try:
-                first = {row[1]: row[2] for row in client.predict(api_name="/model_status")["data"]}
-                deadline = time.monotonic() + 60
-                while (state := {row[1]: row[2] for row in client.predict(api_name="/model_status")["data"]}) and (
-                    state[spec.key] != "in memory" and time.monotonic() < deadline
-                ):
-                    time.sleep(0.5)
-            finally:
-                client.close()
+        with app_client(tmp_path, BEIT_DEMO_PRELOAD=spec.key) as client:  # returns once "/" answers
+            first = {row[1]: row[2] for row in client.predict(api_name="/model_status")["data"]}
+            deadline = time.monotonic() + 60
+            while (state := {row[1]: row[2] for row in client.predict(api_name="/model_status")["data"]}) and (
+                state[spec.key] != "in memory" and time.monotonic() < deadline
+            ):
+                time.sleep(0.5)
     finally:
         hub_double.throttle_bytes_per_s = None
     assert first[spec.key] != "in memory"
@@ -104,16 +101,12 @@ def test_preloading_starts_after_the_page_answers(tmp_path, hub_double):
 
 def test_detect_faces_over_http(tmp_path):
     entry = get_entry("facemask-beit")
-    with running_app(tmp_path) as app:
-        client = Client(app.url, verbose=False)
-        try:
-            annotated, faces, summary = client.predict(
-                handle_file(str(DATA / "face-mask" / "scene_1.jpg")), entry.key, 0.5, api_name="/detect_faces"
-            )
-            with pytest.raises(AppError, match="does not classify faces"):
-                client.predict(handle_file(str(PHOTOS / "chelsea.jpg")), "beit-in22k", 0.5, api_name="/detect_faces")
-        finally:
-            client.close()
+    with app_client(tmp_path) as client:
+        annotated, faces, summary = client.predict(
+            handle_file(str(DATA / "face-mask" / "scene_1.jpg")), entry.key, 0.5, api_name="/detect_faces"
+        )
+        with pytest.raises(AppError, match="does not classify faces"):
+            client.predict(handle_file(str(PHOTOS / "chelsea.jpg")), "beit-in22k", 0.5, api_name="/detect_faces")
     assert len(faces["faces"]) == 3 and summary.startswith("3 faces: ")
     for face in faces["faces"]:
         assert set(face) == {"box", "label", "probability", "face_score"} and face["label"] in {"Mask", "No Mask"}
@@ -125,19 +118,15 @@ def test_detect_faces_over_http(tmp_path):
 
 def test_explain_over_http(tmp_path):
     entry = get_entry("facemask-beit")
-    with running_app(tmp_path) as app:
-        client = Client(app.url, verbose=False)
-        try:
-            overlay, heatmap, label = client.predict(
-                handle_file(str(PHOTOS / "horse.jpg")), entry.key, "", "", api_name="/explain"
-            )
-            again = client.predict(
-                handle_file(str(PHOTOS / "horse.jpg")), entry.key, label, "attention rollout", api_name="/explain"
-            )
-            with pytest.raises(AppError, match="Unknown explanation method"):
-                client.predict(handle_file(str(PHOTOS / "horse.jpg")), entry.key, "", "guess", api_name="/explain")
-        finally:
-            client.close()
+    with app_client(tmp_path) as client:
+        overlay, heatmap, label = client.predict(
+            handle_file(str(PHOTOS / "horse.jpg")), entry.key, "", "", api_name="/explain"
+        )
+        again = client.predict(
+            handle_file(str(PHOTOS / "horse.jpg")), entry.key, label, "attention rollout", api_name="/explain"
+        )
+        with pytest.raises(AppError, match="Unknown explanation method"):
+            client.predict(handle_file(str(PHOTOS / "horse.jpg")), entry.key, "", "guess", api_name="/explain")
     assert label in {"Mask", "No Mask"} and again[2] == label
     with Image.open(PHOTOS / "horse.jpg") as photo, Image.open(overlay) as shown, Image.open(heatmap) as grey:
         assert shown.size == grey.size == photo.size and grey.mode == "L"
@@ -146,16 +135,12 @@ def test_explain_over_http(tmp_path):
 def test_classify_a_batch_over_http_with_its_csv(tmp_path):
     files = [PHOTOS / "coffee.jpg", PHOTOS / "horse.jpg", tmp_path / "broken.jpg"]
     files[2].write_bytes((PHOTOS / "chelsea.jpg").read_bytes()[:2000])
-    with running_app(tmp_path) as app:
-        client = Client(app.url, verbose=False)
-        try:
-            table, summary, csv_path = client.predict(
-                [handle_file(str(path)) for path in files], "fashion-mnist", 2, api_name="/classify_batch"
-            )
-            with pytest.raises(AppError, match="at most 64 images"):
-                client.predict([handle_file(str(files[0]))] * 65, "fashion-mnist", 2, api_name="/classify_batch")
-        finally:
-            client.close()
+    with app_client(tmp_path) as client:
+        table, summary, csv_path = client.predict(
+            [handle_file(str(path)) for path in files], "fashion-mnist", 2, api_name="/classify_batch"
+        )
+        with pytest.raises(AppError, match="at most 64 images"):
+            client.predict([handle_file(str(files[0]))] * 65, "fashion-mnist", 2, api_name="/classify_batch")
     rows = {row[0]: row for row in table["data"]}
     assert set(rows) == {"coffee.jpg", "horse.jpg", "broken.jpg"}
     assert rows["coffee.jpg"][1] in FASHION_MNIST_LABELS and rows["coffee.jpg"][4] == ""
