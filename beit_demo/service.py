@@ -251,9 +251,7 @@ class DemoService:
         started = time.perf_counter()
         adapter = entry.input_adapter if adapt else ""
         with self._model_and_image(entry, image, entry.input_size, progress) as (loaded, origin, picture):
-            if adapter:
-                picture = ADAPTERS[adapter](picture).image
-            prediction = self.batcher.classify(loaded, picture, top_k)
+            prediction = self.batcher.classify(loaded, _adapted(adapter, picture), top_k)
             seconds = time.perf_counter() - started
             model_input = _model_input(loaded, prediction.pixel_values) if with_input else None
         return Classification(
@@ -436,7 +434,7 @@ class DemoService:
             return str(err)
         except OSError:  # a file that went away or cannot be read
             return "The file could not be read."
-        return ADAPTERS[entry.input_adapter](picture).image if entry.input_adapter else picture
+        return _adapted(entry.input_adapter, picture)
 
     def prepare(self, model_key: str, progress: ProgressCallback | None = None) -> WeightsOrigin:
         """Download and load a catalog model ahead of use; says where its weights came from.
@@ -470,6 +468,11 @@ def _face_entry(entry: CatalogEntry) -> CatalogEntry:
         face_keys = ", ".join(candidate.key for candidate in CATALOG if candidate.classifies_faces)
         raise InvalidRequestError(f"{entry.title} does not classify faces: pick one of {face_keys}.")
     return entry
+
+
+def _adapted(adapter: str, picture: Image.Image) -> Image.Image:
+    """``picture`` through the input adapter named ``adapter`` ("" for none)."""
+    return ADAPTERS[adapter](picture).image if adapter else picture
 
 
 def _model_input(loaded: LoadedModel, pixel_values: object) -> Image.Image:
