@@ -54,7 +54,7 @@ def load_image(
     """
     if max_pixels < 1 or (min_size is not None and min_size < 1):
         raise ValueError(f"max_pixels and min_size must be positive, got {max_pixels=} {min_size=}")
-    with _binary_stream(source) as stream, _open(stream) as image:
+    with _binary_stream(source) as stream, _open(stream, max_pixels) as image:
         _check_size(image.size, max_pixels)
         if min_size is not None:
             # JPEG decodes at 1/2, 1/4 or 1/8 scale while both sides stay >= min_size; a no-op for other formats.
@@ -104,20 +104,46 @@ def _binary_stream(source: str | os.PathLike[str] | bytes | BinaryIO) -> context
     return contextlib.nullcontext(source)
 
 
-def _open(stream: BinaryIO) -> Image.Image:
-    """Read only the header, refusing formats outside ALLOWED_FORMATS and headers past Pillow's bomb limit."""
+def _open(stream: BinaryIO, max_pixels: int) -> Image.Image:
+    """Read only the header, refusing formats outside ALLOWED_FORMATS and headers past Pillow's bomb limit.
+
+    A header past Pillow's limit gets the same sentence as one past ``max_pixels`` (its size, and the limit), so a
+    visitor reads one message for one rule, however large the image claims to be.
+    """
     try:
         return Image.open(stream, formats=ALLOWED_FORMATS)
     except UnidentifiedImageError as err:
         raise ImageLoadError(_UNSUPPORTED) from err
     # The warning counts too, for callers that run with warnings turned into errors.
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        size = _declared_size(stream)
+        if size is not None:
+            try:
+                _check_size(size, max_pixels)
+            except ImageLoadError as refusal:
+                raise refusal from err
         limit = _megapixels(Image.MAX_IMAGE_PIXELS or 0)
         raise ImageLoadError(
             f"The image declares more pixels than the {limit}-megapixel limit: upload a smaller image."
         ) from err
     except _DECODE_ERRORS as err:
         raise ImageLoadError(_DAMAGED) from err
+
+
+def _declared_size(stream: BinaryIO) -> tuple[int, int] | None:
+    """The (width, height) a header declares, read by its format's Pillow plugin without Pillow's bomb check (which
+    `Image.open` applies after the plugin has read the header), or None when no allowed format reads it."""
+    for image_format in ALLOWED_FORMATS:
+        factory, accept = Image.OPEN[image_format]
+        stream.seek(0)
+        prefix = stream.read(16)
+        stream.seek(0)
+        if accept is not None and not accept(prefix):
+            continue
+        # The stream is ours: closing the image leaves it open.
+        with contextlib.suppress(*_DECODE_ERRORS), factory(stream, "") as image:
+            return image.size
+    return None
 
 
 def _check_size(size: tuple[int, int], max_pixels: int) -> None:

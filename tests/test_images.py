@@ -6,7 +6,9 @@ import contextlib
 import io
 import math
 import os
+import struct
 import warnings
+import zlib
 from pathlib import Path
 
 import pytest
@@ -120,6 +122,53 @@ def test_pillow_bomb_threshold_caps_a_larger_max_pixels(corpus: dict[str, Case])
     with pytest.raises(ImageLoadError) as caught:
         load_image(corpus["png_10000x10000"].path, max_pixels=1_000_000_000)
     assert f"{Image.MAX_IMAGE_PIXELS / 1_000_000:.1f}-megapixel limit" in str(caught.value)
+
+
+def _header_claiming(width: int, height: int, image_format: str) -> bytes:
+    """A small file of ``image_format`` whose header declares ``width`` x ``height`` pixels."""
+    if image_format == "PNG":
+        ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+        chunks = [(b"IHDR", ihdr), (b"IDAT", zlib.compress(b"\0" * 10)), (b"IEND", b"")]
+        framed = [
+            struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+            for tag, data in chunks
+        ]
+        return b"\x89PNG\r\n\x1a\n" + b"".join(framed)
+    if image_format == "GIF":
+        screen, frame = struct.pack("<HHBBB", width, height, 0, 0, 0), struct.pack("<HHHHB", 0, 0, width, height, 0)
+        return b"GIF89a" + screen + b"\x2c" + frame + b"\x02\x02\x44\x01\x00\x3b"
+    if image_format == "BMP":
+        info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, 0, 2835, 2835, 0, 0)
+        return b"BM" + struct.pack("<IHHI", 14 + 40 + 16, 0, 0, 54) + info + b"\0" * 16
+    if image_format == "JPEG":
+        data = bytearray(_encoded(Image.new("RGB", (8, 8)), "JPEG"))
+        start = data.index(b"\xff\xc0") + 5  # the frame header: height, then width
+        data[start : start + 4] = struct.pack(">HH", height, width)
+        return bytes(data)
+    # WebP: a still frame cannot be this large, an animation's canvas can (VP8X, ANIM, one 1 x 1 ANMF frame).
+    frame = _encoded(Image.new("RGB", (1, 1)), "WEBP", lossless=True)[12:]
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return tag + struct.pack("<I", len(data)) + data + b"\0" * (len(data) % 2)
+
+    canvas = (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    body = b"WEBP" + chunk(b"VP8X", b"\x02\0\0\0" + canvas) + chunk(b"ANIM", b"\0" * 6)
+    body += chunk(b"ANMF", b"\0" * 12 + (100).to_bytes(3, "little") + b"\0" + frame)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+@pytest.mark.parametrize("image_format", ALLOWED_FORMATS)
+@pytest.mark.parametrize("side", [7_000, 10_000, 20_000], ids=["over-ours", "over-pillows-warning", "over-its-error"])
+def test_one_sentence_for_the_pixel_limit_in_every_format_at_every_size(image_format: str, side: int) -> None:
+    data = _header_claiming(side, side, image_format)
+    assert len(data) < 1000
+    with pytest.raises(ImageLoadError) as caught:
+        load_image(data, max_pixels=MAX_PIXELS)
+    megapixels = f"{side * side / 1_000_000:,.1f}"
+    assert str(caught.value) == (
+        f"The image is {side} x {side} pixels ({megapixels} megapixels), more than the 40.0-megapixel limit: "
+        "upload a smaller image."
+    )
 
 
 def test_max_pixels_boundary() -> None:
