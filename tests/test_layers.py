@@ -1,6 +1,6 @@
 """The package's layers: imports run one way, with no cycle, counting imports inside functions.
 
-base (errors, catalog data, config, image decoding) <- hub and models <- inference <- service <- front ends.
+base (errors, catalog data, config, image decoding, memory) <- hub and models <- inference <- service <- front ends.
 Read from the source with `ast`, so a lazy import inside a function counts as much as one at the top.
 """
 
@@ -16,7 +16,7 @@ from tests.conftest import REPO_ROOT
 PACKAGE = REPO_ROOT / "beit_demo"
 # Each module's layer, lowest first; a module may import its own layer and those below it, never one above.
 LAYERS = {
-    "base": ("errors", "catalog", "config", "images", "__init__"),
+    "base": ("errors", "catalog", "config", "images", "memory", "__init__"),
     "hub and models": ("hub", "hub_ids", "models"),
     "inference": ("inference",),
     "service": ("service",),

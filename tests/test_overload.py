@@ -5,6 +5,8 @@ The app runs as shipped except for a small queue (BEIT_DEMO_QUEUE_SIZE), so that
 
 from __future__ import annotations
 
+import http.client
+import json
 import threading
 import time
 import urllib.request
@@ -256,3 +258,66 @@ def test_two_visitors_asking_for_the_same_uncached_model_at_once_cause_one_downl
     assert len(results) == 2 and all(len(result["confidences"]) == 2 for result in results)
     for filename in ("config.json", "preprocessor_config.json", "pytorch_model.bin"):
         assert hub_double.count("GET", repo_id=spec.repo_id, filename=filename) == 1, filename
+
+
+# -- bodies too large to read ----------------------------------------------------------------------------------
+
+ATTACK_BYTES = 150 * 1024 * 1024
+BODY_GROWTH_BOUND_BYTES = 300_000_000
+ROUTES = ("/gradio_api/call/classify", "/gradio_api/queue/join")
+
+
+def send_big_body(url: str, path: str, chunked: bool) -> tuple[int, str]:
+    """POST about 150 MB of JSON-looking base64 to ``path``, with its length declared or chunked without one;
+    returns the status and body of the answer (the server may stop reading long before the end)."""
+    host, port = url.removeprefix("http://").rstrip("/").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    connection.putrequest("POST", path)
+    connection.putheader("Content-Type", "application/json")
+    if chunked:
+        connection.putheader("Transfer-Encoding", "chunked")
+    else:
+        connection.putheader("Content-Length", str(ATTACK_BYTES))
+    connection.endheaders()
+    piece = b'{"data": [{"url": "data:image/png;base64,' + b"A" * (1024 * 1024 - 41)
+    try:
+        for _ in range(ATTACK_BYTES // len(piece)):
+            connection.send(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+            piece = b"A" * len(piece)
+        if chunked:
+            connection.send(b"0\r\n\r\n")
+    except OSError:  # the server answered and closed the connection: the rest was never read
+        pass
+    try:
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["with-length", "chunked"])
+def test_four_huge_bodies_at_once_are_refused_before_they_are_read_and_memory_stays_flat(app, chunked):
+    idle = rss(app.pid)
+    answers: list[tuple[int, str]] = []
+    senders = [
+        threading.Thread(target=lambda path=path: answers.append(send_big_body(app.url, path, chunked)))
+        for path in ROUTES * 2
+    ]
+    with RssSampler(app.pid) as sampler:
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join(timeout=120)
+    time.sleep(10)
+    after = rss(app.pid)
+    print(f"\nidle {idle / 1e6:.0f} MB, peak {sampler.peak / 1e6:.0f} MB, 10 s later {after / 1e6:.0f} MB")
+    assert len(answers) == 4 and all(status == 413 for status, _ in answers), answers
+    sentence = json.loads(answers[0][1])["error"]
+    assert sentence.startswith("The request is larger than the ") and sentence.count(".") == 1
+    assert sampler.peak - idle <= BODY_GROWTH_BOUND_BYTES
+    assert after - idle <= BODY_GROWTH_BOUND_BYTES
+    client = Client(app.url, verbose=False)
+    try:
+        assert len(classify(client, LOAD_MODEL.key)["confidences"]) == 3  # the server still answers
+    finally:
+        client.close()

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import gc
 import logging
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +12,7 @@ from beit_demo import hub
 from beit_demo.catalog import CheckpointFormat, ModelSource, describe
 from beit_demo.errors import ModelLoadError
 from beit_demo.hub import ProgressCallback
+from beit_demo.memory import return_freed_memory
 from beit_demo.models.loaded import LoadedModel, unique_labels
 
 _log = logging.getLogger(__name__)
@@ -33,16 +30,6 @@ def _parameter_bytes(model: Any) -> int:
         tensors = value if isinstance(value, tuple) else (value,)
         total += sum(tensor.numel() * tensor.element_size() for tensor in tensors if hasattr(tensor, "numel"))
     return total
-
-
-def return_freed_memory() -> None:
-    """Hand memory freed by a load or an eviction back to the operating system, so RSS follows the models kept."""
-    gc.collect()
-    # glibc keeps freed blocks in its heap unless asked: the fp32 copy that int8 quantization throws away stayed
-    # resident, and five int8 models took 1.5 GB instead of 0.9 GB. Other C libraries may lack malloc_trim.
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def default_processor(config: Any) -> Any:

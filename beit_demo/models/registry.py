@@ -20,8 +20,9 @@ from beit_demo import hub
 from beit_demo.catalog import ModelSource, entry_for
 from beit_demo.errors import ModelLoadError, ModelUnavailableError
 from beit_demo.hub import ProgressCallback
+from beit_demo.memory import return_freed_memory
 from beit_demo.models.loaded import LoadedModel
-from beit_demo.models.loading import load_model, return_freed_memory
+from beit_demo.models.loading import load_model
 
 
 class ModelState(StrEnum):
