@@ -35,6 +35,7 @@ from beit_demo.models.registry import ModelRegistry, ModelStatus
 MAX_TOP_K = 20  # more rows than this are unreadable in a label list
 MAX_HUB_MODELS_COMPARED = 2  # typed Hub models in one comparison, beside the catalog's (the page has two panels)
 DEFAULT_FACE_SCORE = 0.5  # the detector's own threshold in MediaPipe; 9 of 9 faces in the test scenes, no false ones
+MAX_EXPLAINED_FACES = 6  # faces explained in one photo: each is an explanation of its own (12 passes each by default)
 ImageInput = str | bytes | None  # a path or the file's bytes, as a front end receives it
 
 
@@ -79,7 +80,11 @@ class FaceReport:
 
 @dataclass(frozen=True)
 class Explanation:
-    """Where one model looked for one class: relevance over the photo (at most MAX_SIDE px a side)."""
+    """Where one model looked for one class: relevance over the photo (at most MAX_SIDE px a side).
+
+    For a face-mask model explained face by face, ``faces`` holds the faces and each face's crop explains that
+    face's own label; ``label`` is then "".
+    """
 
     entry: CatalogEntry
     label: str  # the class explained
@@ -88,6 +93,7 @@ class Explanation:
     relevance: np.ndarray  # (height, width) of ``photo``, in [0, 1]; 0 where the model saw nothing
     seconds: float
     adapter: str = ""  # the input adapter that ran first, if any
+    faces: tuple[JudgedFace, ...] = ()  # the faces explained, each for its own label
 
 
 @dataclass(frozen=True)
@@ -302,8 +308,8 @@ class DemoService:
     ) -> Explanation:
         """Which parts of the photo made the model give ``label`` (its top-1 for ""), by ``method`` ("": default).
 
-        The explanation's forward pass runs alone (no batched pass beside it), under the same queue and concurrency
-        limits as a classification.
+        The explanation's passes run under the same queue and concurrency limits as a classification, one at a time
+        beside the batched passes (`BatchingClassifier.exclusive`).
 
         Raises:
             DemoError: a bad key, image, label or method, or a model that cannot be fetched or loaded.
@@ -316,8 +322,7 @@ class DemoService:
             check_explainable(loaded)
             adapted = ADAPTERS[entry.input_adapter](photo) if entry.input_adapter else None
             picture = adapted.image if adapted else photo
-            with self.batcher.exclusive():
-                patches = explain_patches(loaded, picture, label, method)
+            patches = explain_patches(loaded, picture, label, method, self.batcher.exclusive)
             relevance = onto_image(patches.grid, loaded.processor, picture.size)
             if adapted:
                 relevance = adapted.back_onto(relevance, photo.size)
@@ -327,6 +332,40 @@ class DemoService:
         return Explanation(
             entry, patches.label, patches.method, shown, relevance.clip(0, 1), seconds, entry.input_adapter
         )
+
+    def explain_faces(
+        self,
+        image: ImageInput,
+        model_key: str,
+        method: str = "",
+        min_face_score: float | str | None = DEFAULT_FACE_SCORE,
+        progress: ProgressCallback | None = None,
+    ) -> Explanation:
+        """A face-mask model's explanation face by face: each face's own label, on that face's crop, laid back onto
+        the photo (the faces view shows one label per face, so its explanation is one map per face).
+
+        At most MAX_EXPLAINED_FACES faces are explained, the best-found first. Without a face, the whole photo's
+        top-1 is explained, as the faces view then shows the whole photo's answer.
+
+        Raises:
+            DemoError: a model that does not classify faces, a bad score, image or method, or a model that cannot load.
+        """
+        from beit_demo.inference.explain import check_explainable, explain_faces, pick_method  # imports torch
+
+        entry = _face_entry(self.entry(model_key))
+        score, method = parse_face_score(min_face_score), pick_method(method)
+        started = time.perf_counter()
+        with self._model_and_image(entry, image, None, progress) as (loaded, _, photo):
+            check_explainable(loaded)
+            faces = tuple(judge_faces(self.batcher, loaded, photo, find_faces(shared_detector(), photo, score)))
+            faces = faces[:MAX_EXPLAINED_FACES]
+            size = display_size(photo.size)
+            if faces:
+                relevance = explain_faces(loaded, photo, faces, size, method, self.batcher.exclusive)
+                shown = photo.resize(size, Image.Resampling.BILINEAR)
+        if not faces:
+            return self.explain(image, model_key, "", method, progress)
+        return Explanation(entry, "", method, shown, relevance, time.perf_counter() - started, faces=faces)
 
     def _judge_faces(
         self,

@@ -409,15 +409,26 @@ def _faces_rows(result: dict[str, Any]) -> list[Row]:
     ]
 
 
+# The explanation issue's targets: the default at most 3x a plain classify, attention rollout 1.5x. Integrated
+# gradients (the default since it points right on every trained model) runs 12 forward and backward passes, so its
+# row shows the target missed; the README says what it costs and which method is cheaper.
+_EXPLAIN_TARGETS = {
+    "integrated gradients": 3.0,
+    "gradient-weighted rollout": 3.0,
+    "gradient x activation": 3.0,
+    "attention rollout": 1.5,
+}
+
+
 def _explain_rows(result: dict[str, Any]) -> list[Row]:
     return [
         _slower_row(
             f"{result['title']}: explain ({method}) vs a plain classify of the same photo",
             result["explain_ms"][method],
             result["classify_ms"],
-            target,
+            _EXPLAIN_TARGETS[method],
         )
-        for method, target in (("gradient x activation", 3.0), ("attention rollout", 1.5))
+        for method in result["explain_ms"]
     ]
 
 

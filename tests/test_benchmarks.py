@@ -112,6 +112,8 @@ def test_the_smoke_run_prints_every_row_and_writes_the_table(tmp_path):
         "face detection alone (whole + 4 quarters) on a 12 MP JPEG",
         "faces per second (find + classify) with 1 / 4 / 16 faces",
         "Fashion-MNIST adapter on a 12 MP product photo",
+        "explain (integrated gradients) vs a plain classify of the same photo",
+        "explain (gradient-weighted rollout) vs a plain classify of the same photo",
         "explain (gradient x activation) vs a plain classify of the same photo",
         "explain (attention rollout) vs a plain classify of the same photo",
         "`python -m beit_demo classify` on 4 photos, end to end",

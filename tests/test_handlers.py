@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import gradio as gr
+import numpy as np
 import pytest
 from gradio.utils import get_upload_folder
 from PIL import Image
@@ -318,3 +319,45 @@ def test_compare_panels_put_a_catalog_repo_typed_as_a_hub_id_in_its_catalog_pane
     keys = [entry.key for entry in CATALOG]
     assert slots[: len(keys)] == [key if key in {"beit-in22k", "facemask-deit"} else None for key in keys]
     assert slots[len(keys) :] == ["someone/vit", "../.."]  # typed ids in order, once each (the service refuses ../..)
+
+
+def test_the_faces_view_explains_each_face_on_its_own_crop_and_nothing_else():
+    from beit_demo.inference.faces import crop_box
+
+    handlers = make_handlers()
+    report = make_handlers().service.detect_faces(SCENE, "facemask-beit", 0.5)
+    (photo_path, overlay_path), explained = handlers.explain_faces_view(
+        SCENE, "facemask-beit", "", 0.5, RecordedProgress()
+    )
+    assert explained.startswith("3 faces, each for its own label: ")
+    result = handlers.service.explain_faces(SCENE, "facemask-beit", "gradient x activation")
+    assert [face.box for face in result.faces] == [face.box for face in report.faces] and result.label == ""
+    crops = [crop_box(face.box, report.photo.width, report.photo.height) for face in result.faces]
+    inside = np.zeros(result.relevance.shape, dtype=bool)
+    for left, top, right, bottom in crops:  # the photo is under the display cap: the same pixels
+        inside[top:bottom, left:right] = True
+        assert result.relevance[top:bottom, left:right].max() > 0.9  # each face scaled to its own peak
+    assert result.relevance[~inside].max() == 0.0
+    with Image.open(photo_path) as photo, Image.open(overlay_path) as overlay:
+        assert photo.size == overlay.size == report.photo.size
+
+
+def test_compare_explains_a_face_model_face_by_face():
+    from beit_demo.inference.faces import crop_box
+
+    handlers = make_handlers()
+    report = handlers.service.detect_faces(SCENE, "facemask-deit", 0.5)
+    *_, last = handlers.compare_explanations(SCENE, ["facemask-deit", "fashion-mnist"])
+    shown = [update for update in last if update.visible]
+    assert len(shown) == 2 and all(update.value for update in shown)
+    chosen_in_catalog_order = [entry.key for entry in CATALOG if entry.key in {"facemask-deit", "fashion-mnist"}]
+    face_overlay = shown[chosen_in_catalog_order.index("facemask-deit")].value["path"]
+    photo = np.asarray(report.photo, dtype=np.float32)
+    overlay = np.asarray(Image.open(face_overlay).convert("RGB"), dtype=np.float32)
+    inside = np.zeros(photo.shape[:2], dtype=bool)
+    for face in report.faces:
+        left, top, right, bottom = crop_box(face.box, report.photo.width, report.photo.height)
+        inside[top:bottom, left:right] = True
+    difference = np.abs(overlay - photo).mean(axis=2)
+    assert difference[~inside].mean() < 3  # outside the faces' crops, the photo shows through (JPEG noise aside)
+    assert difference[inside].mean() > 3 * difference[~inside].mean()

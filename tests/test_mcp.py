@@ -13,7 +13,7 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamablehttp_client
 
 from beit_demo.testing.checkpoints import FASHION_MNIST_LABELS
-from tests.conftest import HUB, PHOTOS, RunningApp, running_app
+from tests.conftest import DATA, HUB, PHOTOS, RunningApp, running_app
 
 pytestmark = pytest.mark.app
 
@@ -120,16 +120,69 @@ def test_an_image_url_on_a_loopback_or_private_address_is_never_fetched(app):
             private = await session.call_tool(
                 "classify", {"image": "http://10.0.0.1/photo.jpg", "model_key": "fashion-mnist", "top_k": 3}
             )
+            batch = await session.call_tool(
+                "classify_batch", {"images": [url], "model_key": "fashion-mnist", "top_k": 1}
+            )
             fine = await session.call_tool(
                 "classify", {"image": data_url(PHOTOS / "horse.jpg"), "model_key": "fashion-mnist", "top_k": 1}
             )
-            return refused, private, fine
+            return refused, private, batch, fine
 
-        refused, private, fine = with_session(app, work)
+        refused, private, batch, fine = with_session(app, work)
     finally:
         server.shutdown()
-    assert refused.isError and private.isError
+    assert refused.isError and private.isError and batch.isError
+    assert text_of(batch).startswith(f"The image at '{url}' could not be fetched: use a public http(s) URL")
     assert _Recorder.paths == []  # the loopback server was never asked
     assert not fine.isError  # and the tools still answer
     answer = " ".join(part.text for part in fine.content if part.type == "text")
     assert any(label in answer for label in FASHION_MNIST_LABELS)
+
+
+def text_of(result) -> str:  # noqa: ANN001 - an mcp CallToolResult
+    return " ".join(part.text for part in result.content if part.type == "text")
+
+
+GOOD_CALLS = {
+    "classify": {"image": "PHOTO", "model_key": "fashion-mnist", "top_k": 2},
+    "classify_batch": {"images": ["PHOTO", "PHOTO"], "model_key": "fashion-mnist", "top_k": 2},
+    "compare": {"image": "PHOTO", "model_keys": ["fashion-mnist", "facemask-deit"], "top_k": 2},
+    "detect_faces": {"image": "SCENE", "model_key": "facemask-deit", "min_face_score": 0.5},
+    "explain": {"image": "PHOTO", "model_key": "fashion-mnist", "label": "", "method": ""},
+}
+
+
+def with_images(arguments: dict) -> dict:
+    """The arguments with PHOTO and SCENE (alone or in a list) replaced by those images as data URLs."""
+    images = {"PHOTO": data_url(PHOTOS / "coffee.jpg"), "SCENE": data_url(DATA / "face-mask" / "scene_1.jpg")}
+
+    def swap(value: object) -> object:
+        if isinstance(value, list):
+            return [swap(item) for item in value]
+        return images.get(value, value) if isinstance(value, str) else value
+
+    return {name: swap(value) for name, value in arguments.items()}
+
+
+def test_every_tool_answers_with_data_urls_and_an_error_is_one_sentence(app):
+    assert set(GOOD_CALLS) == TOOLS
+
+    async def work(session):
+        answers, errors = {}, {}
+        for tool, arguments in GOOD_CALLS.items():
+            answers[tool] = await session.call_tool(tool, with_images(arguments))
+            key = "model_keys" if tool == "compare" else "model_key"
+            wrong = {**with_images(arguments), key: ["no-such-model"] if tool == "compare" else "no-such-model"}
+            errors[tool] = await session.call_tool(tool, wrong)
+        return answers, errors
+
+    answers, errors = with_session(app, work)
+    for tool, answer in answers.items():
+        assert not answer.isError, (tool, text_of(answer)[:500])
+    assert any(label in text_of(answers["classify_batch"]) for label in FASHION_MNIST_LABELS)
+    assert "3 faces" in text_of(answers["detect_faces"])
+    for tool, error in errors.items():
+        message = text_of(error)
+        assert error.isError, tool
+        assert message.startswith("Unknown model 'no-such-model'. Valid models:"), (tool, message[:300])
+        assert len(message) < 300 and not any(noise in message for noise in ("$defs", "Traceback", "{", "Error:"))

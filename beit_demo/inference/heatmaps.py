@@ -10,9 +10,12 @@ from PIL import Image
 
 # The explanation methods `beit_demo.inference.explain` offers, the default first; named here, without torch,
 # so that the page can list them before any model is loaded.
+INTEGRATED_GRADIENTS = "integrated gradients"
+GRADIENT_ROLLOUT = "gradient-weighted rollout"
 GRADIENT_X_ACTIVATION = "gradient x activation"
 ATTENTION_ROLLOUT = "attention rollout"
-METHODS = (GRADIENT_X_ACTIVATION, ATTENTION_ROLLOUT)
+METHODS = (INTEGRATED_GRADIENTS, GRADIENT_ROLLOUT, GRADIENT_X_ACTIVATION, ATTENTION_ROLLOUT)
+DEFAULT_METHOD = METHODS[0]
 
 
 def onto_image(relevance: np.ndarray, processor: object, image_size: tuple[int, int]) -> np.ndarray:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import functools
 import itertools
+import threading
+from contextlib import contextmanager
 
 import torch
 
@@ -45,6 +47,8 @@ class PrepackedLinear(torch.nn.Module):
         self.packed_weight = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), _PREPACK_ROWS)
         bias = linear.bias
         self.bias = None if bias is None else torch.nn.Parameter(bias.detach().clone(), requires_grad=False)
+        self.keepers = 0  # explanations inside `backward_weights_kept` now
+        self.kept_weight: torch.Tensor | None = None
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         if hidden_states.requires_grad and torch.is_grad_enabled():  # an explanation's pass
@@ -58,10 +62,16 @@ class PrepackedLinear(torch.nn.Module):
         """The (out, in) weight, read back from the packed one: the packed product of the identity is its transpose.
 
         Costs one product of in x in x out (BEiT-base's head: 13 GMAC), only in an explanation's backward pass; the
-        weight is not kept, which would double the model's memory.
+        weight is kept only while `backward_weights_kept` says so, since keeping it would double the model's memory.
         """
+        kept = self.kept_weight
+        if kept is not None:
+            return kept
         identity = torch.eye(self.in_features, dtype=self.packed_weight.dtype, device=self.packed_weight.device)
-        return torch.ops.mkldnn._linear_pointwise(identity, self.packed_weight, None, "none", [], "").t()
+        weight = torch.ops.mkldnn._linear_pointwise(identity, self.packed_weight, None, "none", [], "").t()
+        if self.keepers:
+            self.kept_weight = weight
+        return weight
 
 
 class DifferentiableDynamicLinear(torch.nn.Module):
@@ -98,6 +108,30 @@ class _BackwardByWeight(torch.autograd.Function):
     def backward(ctx, grad_output: torch.Tensor):  # noqa: ANN001, ANN205
         weight = ctx.layer.weight_for_backward().to(grad_output.dtype)
         return grad_output @ weight, None
+
+
+@contextmanager
+def backward_weights_kept(model: torch.nn.Module):
+    """Within this block, each prepacked layer reads its weight back once, however many backward passes run.
+
+    For an explanation that runs several backward passes (integrated gradients): the weights then take the model's
+    memory a second time, until the block ends.
+    """
+    layers = [module for module in model.modules() if isinstance(module, PrepackedLinear)]
+    with _keepers_lock:
+        for layer in layers:
+            layer.keepers += 1
+    try:
+        yield
+    finally:
+        with _keepers_lock:
+            for layer in layers:
+                layer.keepers -= 1
+                if not layer.keepers:
+                    layer.kept_weight = None
+
+
+_keepers_lock = threading.Lock()
 
 
 def make_quantized_linears_differentiable(model: torch.nn.Module) -> int:

@@ -11,6 +11,7 @@ import binascii
 
 import gradio as gr
 from gradio.context import LocalContext
+from gradio.data_classes import FileData, GradioRootModel, ListFiles
 from gradio.utils import get_upload_folder, is_in_or_equal
 
 
@@ -28,27 +29,38 @@ class UploadedImage(gr.Image):
         if payload is None:
             return None
         if payload.url and payload.url.startswith("data:"):  # API clients may send a data URL
-            # launch(max_file_size=...) only guards /gradio_api/upload; an inline image must respect it too.
-            limit = getattr(LocalContext.blocks.get(None), "max_file_size", None)
-            if limit is not None and len(payload.url.partition(",")[2]) * 3 // 4 > limit:
-                raise gr.Error(f"The image is larger than the {limit:,}-byte upload limit: send a smaller one.")
-            try:
-                return base64.b64decode(payload.url.partition(",")[2], validate=True)
-            except (binascii.Error, ValueError):
-                raise gr.Error("The image data sent is not valid base64.") from None
-        # Gradio checks that a path is an upload only when the payload says it is a FileData (meta._type); a
-        # hand-written API call without it could name any file on the server.
-        if payload.path is None or not is_in_or_equal(payload.path, get_upload_folder()):
-            raise gr.Error("Upload the image again: only images uploaded to this demo can be classified.")
-        return payload.path
+            return _data_url_bytes(payload.url)
+        return _uploaded_path(payload.path)
 
 
-class ModelPicker(gr.Dropdown):
-    """`gr.Dropdown` of the catalog that also takes a typed Hub id, and says so to API and MCP clients.
+def _data_url_bytes(url: str) -> bytes:
+    """The bytes of a data URL, within the upload cap."""
+    # launch(max_file_size=...) only guards /gradio_api/upload; an inline image must respect it too.
+    limit = getattr(LocalContext.blocks.get(None), "max_file_size", None)
+    if limit is not None and len(url.partition(",")[2]) * 3 // 4 > limit:
+        raise gr.Error(f"The image is larger than the {limit:,}-byte upload limit: send a smaller one.")
+    try:
+        return base64.b64decode(url.partition(",")[2], validate=True)
+    except (binascii.Error, ValueError):
+        raise gr.Error("The image data sent is not valid base64.") from None
 
-    A Dropdown's schema lists its choices as an ``enum``, which would make a strict MCP client refuse a Hub id that
-    the demo accepts; with custom values allowed, the schema is a plain string (or a list of them), with the catalog
-    keys as examples. (`is_template` keeps the frontend of `gr.Dropdown`.)
+
+def _uploaded_path(path: str | None) -> str:
+    """``path`` when it is a file uploaded to this demo."""
+    # Gradio checks that a path is an upload only when the payload says it is a FileData (meta._type); a
+    # hand-written API call without it could name any file on the server.
+    if path is None or not is_in_or_equal(path, get_upload_folder()):
+        raise gr.Error("Upload the image again: only images uploaded to this demo can be classified.")
+    return path
+
+
+class OpenDropdown(gr.Dropdown):
+    """`gr.Dropdown` that takes values beyond its choices, and says so to API and MCP clients.
+
+    A Dropdown's schema lists its choices as an ``enum``, which would make a strict MCP client refuse what the demo
+    accepts (a typed Hub id, "" for an explanation's default method or class); with custom values allowed, the
+    schema is a plain string (or a list of them), with the choices as examples. (`is_template` keeps the frontend of
+    `gr.Dropdown`.)
     """
 
     is_template = True
@@ -57,6 +69,73 @@ class ModelPicker(gr.Dropdown):
         info = super().api_info()
         if not self.allow_custom_value:
             return info
-        keys = [value for _, value in self.choices]
-        string = {"type": "string", "examples": keys}
+        examples = [value for _, value in self.choices]
+        string = {"type": "string", "examples": examples}
         return {"type": "array", "items": string} if self.multiselect else string
+
+
+class ImageUrl(str):
+    """An image named by a public http(s) URL, to be fetched (SSRF-protected) by the handler, off the event loop."""
+
+
+class _ImagesOrTexts(GradioRootModel):
+    """Uploaded files (FileData, from the page and gradio_client), or strings (data URLs and URLs, from MCP)."""
+
+    root: list[FileData | str]
+
+
+class ImageFiles(gr.File):
+    """`gr.File` for several images that MCP clients can fill with data URLs or public URLs.
+
+    Gradio's MCP server turns a file parameter into a string for the agent and back into a file on the way in, but
+    not inside a list: for a multi-file input it kept a dangling ``$ref`` in the tool's schema (every call failed on
+    it), and the strings an agent sends reach the component as they are. So the schema here defines its files
+    inline, and the component takes strings itself: a data URL is decoded under the upload cap, an http(s) URL is
+    handed on as an `ImageUrl`, anything else (a path on the server) is refused. (`is_template` keeps the frontend
+    of `gr.File`.)
+    """
+
+    is_template = True
+
+    def __init__(self, *args, **kwargs):  # noqa: ANN002, ANN003 - gr.File's
+        super().__init__(*args, **kwargs)
+        self.data_model = _ImagesOrTexts  # gr.File sets ListFiles
+
+    def api_info(self) -> dict:
+        """The schema of a list of files (what the page and gradio_client send), with its definitions inline."""
+        info = ListFiles.model_json_schema()
+        info["additional_description"] = info.pop("description", None)
+        return _inlined(info, info.get("$defs", {}))
+
+    def preprocess(self, payload: _ImagesOrTexts | None) -> list[str | bytes] | None:
+        if payload is None:
+            return None
+        return [_one_image(item) for item in payload.root]
+
+
+def _one_image(item: FileData | str) -> str | bytes:
+    if isinstance(item, FileData):
+        return _uploaded_path(item.path)
+    if item.startswith("data:"):
+        return _data_url_bytes(item)
+    if item.startswith(("http://", "https://")):
+        return ImageUrl(item)
+    raise gr.Error("Send each image as an upload, a data URL or a public http(s) URL.")
+
+
+def _inlined(node: object, definitions: dict) -> object:
+    """``node`` with every local ``$ref`` replaced by a copy of its definition, and the ``$defs`` dropped."""
+    if isinstance(node, list):
+        return [_inlined(item, definitions) for item in node]
+    if not isinstance(node, dict):
+        return node
+    reference = node.get("$ref", "")
+    if reference.startswith("#/$defs/") and reference.removeprefix("#/$defs/") in definitions:
+        return _inlined(definitions[reference.removeprefix("#/$defs/")], definitions)
+    return {key: _inlined(value, definitions) for key, value in node.items() if key != "$defs"}
+
+
+class ModelPicker(OpenDropdown):
+    """The catalog's models, or a Hub id typed by the visitor."""
+
+    is_template = True

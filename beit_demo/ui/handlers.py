@@ -19,6 +19,7 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
+from gradio.processing_utils import ssrf_protected_download
 from gradio.utils import get_upload_folder
 from PIL import Image
 
@@ -27,8 +28,16 @@ from beit_demo.errors import DemoError, InvalidRequestError
 from beit_demo.hub import ProgressCallback
 from beit_demo.hub_ids import catalog_entry_for, parse_hub_id
 from beit_demo.inference.heatmaps import heatmap_image, overlay_image
-from beit_demo.service import MAX_HUB_MODELS_COMPARED, Comparison, DemoService, FaceReport, ImageInput
+from beit_demo.service import (
+    MAX_HUB_MODELS_COMPARED,
+    Comparison,
+    DemoService,
+    Explanation,
+    FaceReport,
+    ImageInput,
+)
 from beit_demo.ui import texts
+from beit_demo.ui.components import ImageUrl
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "examples"
 MAX_BATCH_FILES = 64  # images in one batch from the page or the API (the command line has no cap)
@@ -300,15 +309,27 @@ class Handlers:
         photo, overlay, heatmap, explained = self._explanation(image, model_key, label, method, progress)
         return (photo, overlay), heatmap, explained
 
+    @shows_errors
+    def explain_faces_view(
+        self,
+        image: ImageInput,
+        model_key: str,
+        method: str,
+        min_face_score: float,
+        progress=gr.Progress(),  # noqa: B008
+    ):
+        """The faces view's explanation: each face's own label on its crop, the photo and the overlay side by side."""
+        progress(0.0, desc="Explaining each face ...")
+        result = self.service.explain_faces(
+            image, model_key, method or "", min_face_score, _progress_reporter(progress)
+        )
+        photo, overlay, _, explained = _saved_explanation(result)
+        return (photo, overlay), explained
+
     def _explanation(self, image: ImageInput, model_key: str, label: str, method: str, progress) -> tuple:
         progress(0.0, desc="Explaining ...")
-        result = self.service.explain(image, model_key, label or "", method or "", _progress_reporter(progress))
-        save = functools.partial(_save_image, folder="explanations")
-        return (
-            save(result.photo, suffix=".jpg", format="JPEG", quality=90),
-            save(overlay_image(result.photo, result.relevance), suffix=".jpg", format="JPEG", quality=90),
-            save(heatmap_image(result.relevance), suffix=".png", format="PNG"),
-            result.label,
+        return _saved_explanation(
+            self.service.explain(image, model_key, label or "", method or "", _progress_reporter(progress))
         )
 
     @staticmethod
@@ -323,18 +344,22 @@ class Handlers:
         slots = panel_slots(model_keys)
         overlays: dict[str, str] = {}
         for key in (slot for slot in slots if slot is not None):
+            entry = catalog_entry(key)
             try:
-                _, overlays[key], _, _ = self._explanation(image, key, "", "", _quiet_progress)
+                if entry is not None and entry.classifies_faces:  # its panel gives face-by-face answers
+                    _, overlays[key], _, _ = _saved_explanation(self.service.explain_faces(image, key))
+                else:
+                    _, overlays[key], _, _ = self._explanation(image, key, "", "", _quiet_progress)
             except DemoError:
                 continue  # the comparison itself already said why this model has no answer (or cannot be explained)
             yield [gr.Image(value=overlays.get(slot), visible=slot is not None) for slot in slots]
 
     @shows_errors
-    def classify_batch(self, images: list[str] | None, model_key: str, top_k: float, progress=gr.Progress()):  # noqa: B008
+    def classify_batch(self, images: list | None, model_key: str, top_k: float, progress=gr.Progress()):  # noqa: B008
         """Classify up to 64 images with one model, in batched forward passes.
 
         Args:
-            images: the image files (JPEG, PNG, WebP, GIF or BMP), at most 64.
+            images: the image files (JPEG, PNG, WebP, GIF or BMP), at most 64: uploads, data URLs or public URLs.
             model_key: a catalog key (beit-in22k, beit-in1k-timm, fashion-mnist, ...) or a Hub id owner/name[@rev].
             top_k: classes per image, 1 to 20.
 
@@ -353,7 +378,7 @@ class Handlers:
         started = time.perf_counter()
         progress(0.0, desc="Loading the model ...")
         results, rows = [], []
-        named = [(Path(path).name, path) for path in files]
+        named = [_named_image(number, image) for number, image in enumerate(files, start=1)]
         for result in self.service.classify_files(named, model_key, top_k, _progress_reporter(progress)):
             results.append(result)
             rows.append(texts.batch_row(result))
@@ -378,6 +403,32 @@ class Handlers:
         """Download and load a model ahead of use."""
         origin = self.service.prepare(model_key, _progress_reporter(progress))
         return texts.ready_line(self.service.entry(model_key), origin), self.model_table()
+
+
+def _named_image(number: int, image: str | bytes) -> tuple[str, str | bytes]:
+    """A batch's image as (the name its row shows, a path or the bytes); an `ImageUrl` is fetched first."""
+    if isinstance(image, bytes):
+        return f"image {number}", image
+    if isinstance(image, ImageUrl):
+        try:  # Gradio's own SSRF-protected download: public hosts only, every redirect checked again
+            path = ssrf_protected_download(image, str(Path(get_upload_folder()) / "fetched"))
+        except Exception:  # noqa: BLE001 - Gradio raises bare Exceptions for refused hosts and failed requests
+            raise InvalidRequestError(
+                f"The image at {image[:80]!r} could not be fetched: use a public http(s) URL, or send the image."
+            ) from None
+        return Path(path).name, path
+    return Path(image).name, image
+
+
+def _saved_explanation(result: Explanation) -> tuple[str, str, str, str]:
+    """The photo, the overlay and the greyscale heatmap saved for the page, and the text saying what was explained."""
+    save = functools.partial(_save_image, folder="explanations")
+    return (
+        save(result.photo, suffix=".jpg", format="JPEG", quality=90),
+        save(overlay_image(result.photo, result.relevance), suffix=".jpg", format="JPEG", quality=90),
+        save(heatmap_image(result.relevance), suffix=".png", format="PNG"),
+        texts.explained_text(result),
+    )
 
 
 def _nth(items: list, index: int):

@@ -13,7 +13,7 @@ from beit_demo.config import Settings
 from beit_demo.inference.heatmaps import METHODS
 from beit_demo.service import DEFAULT_FACE_SCORE, MAX_HUB_MODELS_COMPARED, MAX_TOP_K, DemoService
 from beit_demo.ui import texts
-from beit_demo.ui.components import ModelPicker, UploadedImage
+from beit_demo.ui.components import ImageFiles, ModelPicker, OpenDropdown, UploadedImage
 from beit_demo.ui.handlers import (
     EXAMPLES_DIR,
     MAX_BATCH_FILES,
@@ -84,6 +84,13 @@ def _classify_tab(handlers: Handlers, settings: Settings) -> gr.Dropdown:
                 faces_summary_markdown = gr.Markdown("")
                 faces_dataframe = gr.Dataframe(headers=texts.FACE_TABLE_HEADERS, interactive=False, wrap=True)
                 faces_json = gr.JSON(visible=False)
+                with gr.Accordion("Explain: where did the model look on each face?", open=False):
+                    faces_explain_method_dropdown = OpenDropdown(
+                        list(METHODS), value=METHODS[0], allow_custom_value=True, label="Method"
+                    )
+                    faces_explain_button = gr.Button("Explain each face")
+                    faces_explain_slider = gr.ImageSlider(label="Photo | where the model looked", type="filepath")
+                    faces_explained_textbox = gr.Textbox(label="Explained", interactive=False)
             with gr.Group(visible=not default.classifies_faces) as predictions_group:
                 predictions_label = gr.Label(label="Predictions")
                 status_markdown = gr.Markdown("")
@@ -93,12 +100,12 @@ def _classify_tab(handlers: Handlers, settings: Settings) -> gr.Dropdown:
                     )
                 with gr.Accordion("Explain: where did the model look?", open=False):
                     with gr.Row():
-                        explain_label_dropdown = gr.Dropdown(
+                        explain_label_dropdown = OpenDropdown(
                             choices=[], value=None, allow_custom_value=True, label="Class (empty: the top-1)"
                         )
                         # A dropdown, not a radio: the API takes "" for the default, and an unknown name gets our
                         # sentence rather than Gradio's.
-                        explain_method_dropdown = gr.Dropdown(
+                        explain_method_dropdown = OpenDropdown(
                             list(METHODS), value=METHODS[0], allow_custom_value=True, label="Method"
                         )
                     explain_button = gr.Button("Explain")
@@ -127,6 +134,13 @@ def _classify_tab(handlers: Handlers, settings: Settings) -> gr.Dropdown:
         **_task_limits(settings),
     )
     faces_json.change(texts.face_rows, inputs=faces_json, outputs=faces_dataframe, api_name=False, queue=False)
+    faces_explain_button.click(
+        handlers.explain_faces_view,
+        inputs=[image_input, model_dropdown, faces_explain_method_dropdown, min_face_score_slider],
+        outputs=[faces_explain_slider, faces_explained_textbox],
+        api_name=False,
+        **_task_limits(settings),
+    )
     explain_inputs = [image_input, model_dropdown, explain_label_dropdown, explain_method_dropdown]
     explain_button.click(
         handlers.explain_view,
@@ -275,7 +289,7 @@ def _compare_columns(keys: list[str] | None) -> list:
 def _batch_tab(handlers: Handlers, settings: Settings) -> None:
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
-            batch_files = gr.File(
+            batch_files = ImageFiles(
                 file_count="multiple",
                 file_types=["image"],
                 type="filepath",

@@ -18,6 +18,7 @@ from beit_demo.service import (
     Classification,
     CompareOutcome,
     Comparison,
+    Explanation,
     FaceReport,
     FileResult,
     WeightsOrigin,
@@ -256,6 +257,15 @@ def face_summary(report: FaceReport) -> str:
     if found.too_small:
         notes.append(f"{found.too_small} under {MIN_FACE_SIDE} px skipped")
     return _count_faces(report.faces) + (f" ({'; '.join(notes)})" if notes else "") + "."
+
+
+def explained_text(result: Explanation) -> str:
+    """What an explanation explains: the class, or for faces each face's own label ("3 faces, each for its own
+    label: 1 with a mask, 2 without")."""
+    if not result.faces:
+        return result.label
+    count, _, verdicts = _count_faces(result.faces).partition(": ")
+    return f"{count}, each for its own label: {verdicts}"
 
 
 def _plural(count: int, noun: str) -> str:
