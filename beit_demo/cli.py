@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _service(batch_size: int = 8):  # noqa: ANN202 - a DemoService, imported here to keep `download` light
+def _service(batch_size: int = 8):  # a DemoService, imported here to keep `download` light
     from dataclasses import replace
 
     from beit_demo.config import Settings
@@ -70,7 +70,7 @@ def _service(batch_size: int = 8):  # noqa: ANN202 - a DemoService, imported her
     return DemoService(replace(Settings.from_env(), max_batch=batch_size))
 
 
-def _entry(parser: argparse.ArgumentParser, service, name: str) -> CatalogEntry:  # noqa: ANN001 - a DemoService
+def _entry(parser: argparse.ArgumentParser, service, name: str) -> CatalogEntry:  # a DemoService
     """The model ``name`` names (a typed Hub id checked and resolved); exits 2 when it names none, 1 when it names
     a Hub model this demo will not load (not a usage error)."""
     try:
@@ -131,7 +131,7 @@ def _classify(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         results = service.classify_files([(str(path), str(path)) for path in found.files], entry.key, args.top_k)
     failed = 0
 
-    def counted(results):  # noqa: ANN001, ANN202 - FileResults in, the same out
+    def counted(results):  # FileResults in, the same out
         nonlocal failed
         for result in tqdm(results, total=len(found.files), unit="image", file=sys.stderr, desc=entry.key):
             failed += bool(result.error)

@@ -55,13 +55,13 @@ def source(key: str) -> ModelSource:
     return get_entry(key).source
 
 
-def loaded_keys(registry) -> list[str]:  # noqa: ANN001 - a ModelRegistry
+def loaded_keys(registry) -> list[str]:  # a ModelRegistry
     """Catalog keys of the models ``registry`` holds in memory, least recently used first."""
     keys = {entry.source: entry.key for entry in CATALOG}
     return [keys[loaded] for loaded in registry.loaded_sources()]
 
 
-def catalog_states(registry) -> dict:  # noqa: ANN001 - a ModelRegistry
+def catalog_states(registry) -> dict:  # a ModelRegistry
     """Catalog key -> the registry's `ModelStatus` of that model."""
     return {
         entry.key: status for entry, status in zip(CATALOG, registry.status(e.source for e in CATALOG), strict=True)

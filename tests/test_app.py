@@ -17,7 +17,7 @@ pytestmark = pytest.mark.app
 
 
 @contextmanager
-def app_client(tmp_path, **env: str) -> Iterator[Client]:  # noqa: ANN001 - a Path
+def app_client(tmp_path, **env: str) -> Iterator[Client]:  # a Path
     """A gradio_client `Client` of a fresh `python app.py` (see `running_app`), closed before the app stops."""
     with running_app(tmp_path, **env) as app:
         client = Client(app.url, verbose=False)

@@ -53,13 +53,13 @@ def weight_requests(repo_id: str) -> int:
     return sum(HUB.count(repo_id=repo_id, filename=name) for name in WEIGHT_FILES)
 
 
-def snapshot_folder(svc: DemoService, entry) -> Path:  # noqa: ANN001 - a CatalogEntry
+def snapshot_folder(svc: DemoService, entry) -> Path:  # a CatalogEntry
     from beit_demo import hub
 
     return hub.fetch(entry.source).directory
 
 
-def reference_probabilities(folder: Path, picture) -> dict[str, float]:  # noqa: ANN001 - a PIL image
+def reference_probabilities(folder: Path, picture) -> dict[str, float]:  # a PIL image
     """What plain transformers (no speed-ups, no batching) says the model gives the picture."""
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 

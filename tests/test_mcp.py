@@ -27,7 +27,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
         yield running
 
 
-def with_session(app: RunningApp, work):  # noqa: ANN001, ANN201 - an async function of a ClientSession
+def with_session(app: RunningApp, work):  # an async function of a ClientSession
     async def run():
         async with (
             streamablehttp_client(f"{app.url}gradio_api/mcp/") as (read, write, _),
@@ -39,7 +39,7 @@ def with_session(app: RunningApp, work):  # noqa: ANN001, ANN201 - an async func
     return asyncio.run(run())
 
 
-def data_url(path) -> str:  # noqa: ANN001 - a Path
+def data_url(path) -> str:  # a Path
     return "data:image/jpeg;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
@@ -105,7 +105,7 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, *args):  # noqa: ANN002 - quiet
+    def log_message(self, *args):  # quiet
         pass
 
 
@@ -139,7 +139,7 @@ def test_an_image_url_on_a_loopback_or_private_address_is_never_fetched(app):
     assert any(label in answer for label in FASHION_MNIST_LABELS)
 
 
-def text_of(result) -> str:  # noqa: ANN001 - an mcp CallToolResult
+def text_of(result) -> str:  # an mcp CallToolResult
     return " ".join(part.text for part in result.content if part.type == "text")
 
 

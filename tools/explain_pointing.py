@@ -28,7 +28,7 @@ from tests.explain_cases import CASES, by_relevance, cached_model, held_out, poi
 CACHE = REPO_ROOT / ".pytest_cache" / "d" / "explain-models"  # where the tests keep the trained weights
 
 
-def photo_alone(loaded, pixel_values, label, patches):  # noqa: ANN001, ANN201 - a relevance function's signature
+def photo_alone(loaded, pixel_values, label, patches):
     """A control: each patch's summed distance from the baseline (the processor's zero), whatever the model."""
     patch = int(loaded.model.config.patch_size)
     distance = pixel_values[0].abs().sum(dim=0)

@@ -100,12 +100,12 @@ class _BackwardByWeight(torch.autograd.Function):
     """A linear layer's product, with the gradient of its input from the weight the layer hands over on demand."""
 
     @staticmethod
-    def forward(ctx, hidden_states: torch.Tensor, layer: torch.nn.Module) -> torch.Tensor:  # noqa: ANN001
+    def forward(ctx, hidden_states: torch.Tensor, layer: torch.nn.Module) -> torch.Tensor:
         ctx.layer = layer
         return layer.fast_forward(hidden_states)
 
     @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):  # noqa: ANN001, ANN205
+    def backward(ctx, grad_output: torch.Tensor):
         weight = ctx.layer.weight_for_backward().to(grad_output.dtype)
         return grad_output @ weight, None
 

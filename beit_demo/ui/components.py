@@ -25,7 +25,7 @@ class UploadedImage(gr.Image):
 
     is_template = True
 
-    def preprocess(self, payload) -> str | bytes | None:  # noqa: ANN001 - Gradio's ImageData
+    def preprocess(self, payload) -> str | bytes | None:  # Gradio's ImageData
         if payload is None:
             return None
         if payload.url and payload.url.startswith("data:"):  # API clients may send a data URL
@@ -97,7 +97,7 @@ class ImageFiles(gr.File):
 
     is_template = True
 
-    def __init__(self, *args, **kwargs):  # noqa: ANN002, ANN003 - gr.File's
+    def __init__(self, *args, **kwargs):  # gr.File's
         super().__init__(*args, **kwargs)
         self.data_model = _ImagesOrTexts  # gr.File sets ListFiles
 
