@@ -361,3 +361,16 @@ def test_compare_explains_a_face_model_face_by_face():
     difference = np.abs(overlay - photo).mean(axis=2)
     assert difference[~inside].mean() < 3  # outside the faces' crops, the photo shows through (JPEG noise aside)
     assert difference[inside].mean() > 3 * difference[~inside].mean()
+
+
+def test_every_component_of_the_page_has_a_frontend_gradio_knows():
+    """Gradio draws a component by its block name (a template's: its direct parent's); an unknown one leaves the
+    whole page on "Loading..." (a subclass of a subclass once did)."""
+    from beit_demo.ui.layout import build_demo
+
+    demo = build_demo(DemoService(Settings()))
+    import gradio.layouts
+
+    known = {name.lower() for name in [*dir(gr), *dir(gradio.layouts)]}  # gradio.layouts has Form, which gr hides
+    names = {block.get_block_name() for block in demo.blocks.values()}
+    assert names <= known, names - known

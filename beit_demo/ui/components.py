@@ -55,12 +55,13 @@ def _uploaded_path(path: str | None) -> str:
 
 
 class OpenDropdown(gr.Dropdown):
-    """`gr.Dropdown` that takes values beyond its choices, and says so to API and MCP clients.
+    """`gr.Dropdown` that takes values beyond its choices, and says so to API and MCP clients: the model pickers, the
+    explanation's method and class.
 
     A Dropdown's schema lists its choices as an ``enum``, which would make a strict MCP client refuse what the demo
     accepts (a typed Hub id, "" for an explanation's default method or class); with custom values allowed, the
     schema is a plain string (or a list of them), with the choices as examples. (`is_template` keeps the frontend of
-    `gr.Dropdown`.)
+    `gr.Dropdown`; Gradio finds a template's frontend by its direct parent's name, so this is subclassed no further.)
     """
 
     is_template = True
@@ -133,9 +134,3 @@ def _inlined(node: object, definitions: dict) -> object:
     if reference.startswith("#/$defs/") and reference.removeprefix("#/$defs/") in definitions:
         return _inlined(definitions[reference.removeprefix("#/$defs/")], definitions)
     return {key: _inlined(value, definitions) for key, value in node.items() if key != "$defs"}
-
-
-class ModelPicker(OpenDropdown):
-    """The catalog's models, or a Hub id typed by the visitor."""
-
-    is_template = True

@@ -13,7 +13,7 @@ from beit_demo.config import Settings
 from beit_demo.inference.heatmaps import METHODS
 from beit_demo.service import DEFAULT_FACE_SCORE, MAX_HUB_MODELS_COMPARED, MAX_TOP_K, DemoService
 from beit_demo.ui import texts
-from beit_demo.ui.components import ImageFiles, ModelPicker, OpenDropdown, UploadedImage
+from beit_demo.ui.components import ImageFiles, OpenDropdown, UploadedImage
 from beit_demo.ui.handlers import (
     EXAMPLES_DIR,
     MAX_BATCH_FILES,
@@ -46,7 +46,7 @@ def _model_picker(settings: Settings, **options) -> gr.Dropdown:
     """A dropdown of the catalog that also takes a typed Hub id, when the demo accepts them."""
     typed = settings.hub_models
     info = "Pick one, or type a Hub id (owner/name or owner/name@revision) and press Enter." if typed else None
-    return ModelPicker(choices=_MODEL_CHOICES, allow_custom_value=typed, info=info, **options)
+    return OpenDropdown(choices=_MODEL_CHOICES, allow_custom_value=typed, info=info, **options)
 
 
 def _classify_tab(handlers: Handlers, settings: Settings) -> gr.Dropdown:
