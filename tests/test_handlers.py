@@ -374,3 +374,8 @@ def test_every_component_of_the_page_has_a_frontend_gradio_knows():
     known = {name.lower() for name in [*dir(gr), *dir(gradio.layouts)]}  # gradio.layouts has Form, which gr hides
     names = {block.get_block_name() for block in demo.blocks.values()}
     assert names <= known, names - known
+    # A template's frontend settings come from its __init__'s signature: the batch input must stay multi-file.
+    from beit_demo.ui.components import ImageFiles
+
+    (batch_input,) = [block for block in demo.blocks.values() if isinstance(block, ImageFiles)]
+    assert batch_input.get_config()["file_count"] == "multiple"

@@ -98,9 +98,15 @@ class ImageFiles(gr.File):
 
     is_template = True
 
-    def __init__(self, *args, **kwargs):  # gr.File's
-        super().__init__(*args, **kwargs)
-        self.data_model = _ImagesOrTexts  # gr.File sets ListFiles
+    # gr.File assigns ListFiles in __init__; this one validates strings too. (A property rather than an __init__ of
+    # our own: Gradio reads a component's frontend settings, file_count included, from its __init__'s signature.)
+    @property
+    def data_model(self) -> type:
+        return _ImagesOrTexts
+
+    @data_model.setter
+    def data_model(self, _value: type) -> None:
+        pass
 
     def api_info(self) -> dict:
         """The schema of a list of files (what the page and gradio_client send), with its definitions inline."""
