@@ -517,6 +517,26 @@ def test_explain_shows_where_the_model_looked_over_the_photo(open_page):
     assert thumbnail_distance(photo, overlay) > 3  # the overlay is drawn over the photo, not the photo again
 
 
+def test_explain_each_face_draws_each_face_s_map_on_its_crop_only(open_page):
+    page = open_page("?model=facemask-deit")
+    panel = visible_tab(page)
+    upload(panel, DATA / "face-mask" / "scene_1.jpg")  # test data only: its copyright is unclear, never on the page
+    panel.get_by_role("button", name="Find faces and classify").click()
+    expect(panel.get_by_text(re.compile(r"^3 faces: "))).to_be_visible(timeout=MODEL_LOAD_MS)
+    panel.get_by_text("Explain: where did the model look on each face?").click()
+    panel.get_by_role("button", name="Explain each face").click()
+    explained = panel.get_by_label("Explained", exact=True)
+    expect(explained).to_have_value(re.compile(r"^3 faces, each for its own label: "), timeout=MODEL_LOAD_MS)
+    slider = block(panel, "Photo | where the model looked")
+    expect(slider.locator("img")).to_have_count(2)
+    photo, overlay = (shown_image(page, image).convert("RGB") for image in slider.locator("img").all())
+    assert photo.size == overlay.size == (824, 431)
+    # The top-left corner is far from every face: the photo shows through there; over the faces it does not.
+    corner = (0, 0, 60, 60)
+    assert thumbnail_distance(photo.crop(corner), overlay.crop(corner)) < 3
+    assert thumbnail_distance(photo, overlay) > 3
+
+
 def test_type_a_hub_id_classify_with_it_then_compare_it_with_a_catalog_model(open_page):
     from beit_demo.testing import hub_models
 
