@@ -37,7 +37,7 @@ from beit_demo.models.loaded import LoadedModel
 from beit_demo.models.optimize import speed_up
 from beit_demo.models.timm_beit import TimmImageProcessor
 from tests.conftest import DATA
-from tests.explain_cases import CASES, SIDE, Case, cached_model, held_out, pointing, scene, untrained
+from tests.explain_cases import CASES, PATCH, SIDE, Case, cached_model, held_out, pointing, scene, untrained
 
 UPLOADS = 48  # held-out uploads per model for the pointing test
 # The share of uploads on which the default's peak must fall on the square, for each model. The explanation issue
@@ -127,7 +127,8 @@ def test_integrated_gradients_add_up_to_the_change_of_the_log_probability(traine
 
 def attentions_and_gradients(loaded: LoadedModel, image: Image.Image):
     """Every block's attention weights and the gradient of the top-1 logit with respect to them, from plain autograd
-    on the model as served (eager attention for this pass, as the methods switch to)."""
+    on the model as served (eager attention for this pass, as the methods switch to), and the tokens before the
+    patches."""
     pixels = loaded.processor(images=[image], return_tensors="pt")["pixel_values"].requires_grad_(True)
     loaded.model.set_attn_implementation("eager")
     try:
@@ -136,27 +137,31 @@ def attentions_and_gradients(loaded: LoadedModel, image: Image.Image):
             gradients = torch.autograd.grad(output.logits[0].max(), output.attentions)
     finally:
         loaded.model.set_attn_implementation("sdpa")
-    return [a[0].detach().double().numpy() for a in output.attentions], [g[0].double().numpy() for g in gradients]
+    attentions = [a[0].detach().double().numpy() for a in output.attentions]
+    return attentions, [g[0].double().numpy() for g in gradients], attentions[0].shape[-1] - (SIDE // PATCH) ** 2
+
+
+def read_by_the_head(relevance: np.ndarray, prefix: int, case: Case) -> np.ndarray:
+    """The row a token-to-token relevance gives the patches from what the head reads: DeiT's CLS token, the mean of
+    BEiT's patch tokens."""
+    return relevance[0, prefix:] if case.family == "deit" else relevance[prefix:, prefix:].mean(axis=0)
 
 
 @pytest.mark.parametrize("case", [BEIT, DEIT], ids=lambda case: case.name)
 def test_gradient_weighted_rollout_equals_the_papers_formula_on_the_same_attentions(trained, case):
     loaded = trained(case)
     image, _, _ = held_out(case, 1)[0]
-    attentions, gradients = attentions_and_gradients(loaded, image)
+    attentions, gradients, prefix = attentions_and_gradients(loaded, image)
     tokens = attentions[0].shape[-1]
-    prefix = tokens - (SIDE // 8) ** 2
     relevance = np.eye(tokens)
     for attention, gradient in zip(attentions, gradients, strict=True):  # Chefer et al. 2021, equations 5 and 6
         weighted = np.zeros((tokens, tokens))
         for head in range(len(attention)):
             weighted += np.maximum(gradient[head] * attention[head], 0) / len(attention)
         relevance = relevance + weighted @ relevance
-    relevance -= np.eye(tokens)
-    expected = relevance[0, prefix:] if case.family == "deit" else relevance[prefix:, prefix:].mean(axis=0)
+    expected = np.maximum(read_by_the_head(relevance - np.eye(tokens), prefix, case), 0)
     explained = explain_patches(loaded, image, method=GRADIENT_ROLLOUT)
     assert explained.method == GRADIENT_ROLLOUT
-    expected = np.maximum(expected, 0)
     assert np.allclose(explained.grid.ravel(), expected / expected.max(), atol=1e-4)
 
 
@@ -164,9 +169,8 @@ def test_gradient_weighted_rollout_equals_the_papers_formula_on_the_same_attenti
 def test_rollout_equals_a_straightforward_computation_on_the_same_attentions(trained, case):
     loaded = trained(case)
     image, _, _ = held_out(case, 1)[0]
-    attentions, _ = attentions_and_gradients(loaded, image)
+    attentions, _, prefix = attentions_and_gradients(loaded, image)
     tokens = attentions[0].shape[-1]
-    prefix = tokens - (SIDE // 8) ** 2
     joint = np.eye(tokens)
     for attention in attentions:  # layer by layer, as the paper writes it
         layer = np.zeros((tokens, tokens))
@@ -176,9 +180,8 @@ def test_rollout_equals_a_straightforward_computation_on_the_same_attentions(tra
         for row in range(tokens):
             layer[row] /= layer[row].sum()
         joint = layer @ joint
-    reads_cls = case.family == "deit"
-    expected = joint[0, prefix:] if reads_cls else joint[prefix:, prefix:].mean(axis=0)
-    ours = rollout([torch.from_numpy(a) for a in attentions], prefix, reads_cls).numpy()
+    expected = read_by_the_head(joint, prefix, case)
+    ours = rollout([torch.from_numpy(a) for a in attentions], prefix, case.family == "deit").numpy()
     assert np.allclose(ours, expected, atol=1e-10)
     explained = explain_patches(loaded, image, method=ATTENTION_ROLLOUT)
     assert explained.method == ATTENTION_ROLLOUT
