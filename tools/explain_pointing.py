@@ -28,12 +28,9 @@ from tests.explain_cases import CASES, by_relevance, cached_model, held_out, poi
 CACHE = REPO_ROOT / ".pytest_cache" / "d" / "explain-models"  # where the tests keep the trained weights
 
 
-def photo_alone(loaded, pixel_values, label, patches):
+def photo_alone(loaded, pixel_values, label, patches, turn=None):
     """A control: each patch's summed distance from the baseline (the processor's zero), whatever the model."""
-    patch = int(loaded.model.config.patch_size)
-    distance = pixel_values[0].abs().sum(dim=0)
-    rows, columns = distance.shape[0] // patch, distance.shape[1] // patch
-    return distance.reshape(rows, patch, columns, patch).sum(dim=(1, 3)).reshape(-1), 0
+    return explain.patch_sums(pixel_values[0].abs().sum(dim=0), int(loaded.model.config.patch_size)), 0
 
 
 METHODS = {

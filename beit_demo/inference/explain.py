@@ -58,8 +58,9 @@ _STEPS_PER_PASS = 2
 
 # Holds the model for one forward (and backward) pass: `BatchingClassifier.exclusive`, or nothing.
 Turn = Callable[[], AbstractContextManager]
-# A method's raw relevance: (model, pixel values of one image, label asked for, patches) -> (per patch, class index).
-Relevance = Callable[[LoadedModel, torch.Tensor, str, int], tuple[torch.Tensor, int]]
+# A method's raw relevance: (model, pixel values of one image, label asked for, patches, turn=...) -> (per patch,
+# class index). Each method holds the model through ``turn`` as long as it must (see `explain_patches`).
+Relevance = Callable[..., tuple[torch.Tensor, int]]
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ def explain_patches(
         turn: held around each pass that uses the model (`BatchingClassifier.exclusive`, so that no other pass runs
             meanwhile). The methods that hook into the model or switch its attention hold it for all their work;
             integrated gradients, which changes nothing in the model, takes it pass by pass, so that classifications
-            run between its passes.
+            run between its passes (each method takes it as it needs).
 
     Raises:
         InvalidRequestError: an unknown method or label.
@@ -137,11 +138,7 @@ def explain_patches(
     method = pick_method(method)
     pixel_values = model_input(loaded, image)
     rows, columns = _grid(loaded, pixel_values)
-    if method == INTEGRATED_GRADIENTS:
-        result = integrated_gradients(loaded, pixel_values, label, rows * columns, turn=turn)
-    else:
-        with turn():
-            result = _METHODS[method](loaded, pixel_values, label, rows * columns)
+    result = _METHODS[method](loaded, pixel_values, label, rows * columns, turn=turn)
     return patch_relevance(loaded, pixel_values, result, method)
 
 
@@ -225,14 +222,17 @@ def integrated_gradients(
                 (gradient,) = torch.autograd.grad(log_probability.sum(), scaled)
             total += gradient.float().sum(dim=0, keepdim=True)
     attribution = (total[0] / steps * pixel_values[0].float()).sum(dim=0)  # (height, width)
-    patch = _patch_size(loaded)
-    rows, columns = attribution.shape[0] // patch, attribution.shape[1] // patch
-    per_patch = attribution[: rows * patch, : columns * patch].reshape(rows, patch, columns, patch).sum(dim=(1, 3))
-    return per_patch.reshape(-1), index
+    return patch_sums(attribution, _patch_size(loaded)), index
+
+
+def patch_sums(values: torch.Tensor, patch: int) -> torch.Tensor:
+    """A (height, width) map summed over each ``patch`` x ``patch`` square, row by row (the model's patch order)."""
+    rows, columns = values.shape[0] // patch, values.shape[1] // patch
+    return values[: rows * patch, : columns * patch].reshape(rows, patch, columns, patch).sum(dim=(1, 3)).reshape(-1)
 
 
 def gradient_weighted_rollout(
-    loaded: LoadedModel, pixel_values: torch.Tensor, label: str, patches: int
+    loaded: LoadedModel, pixel_values: torch.Tensor, label: str, patches: int, turn: Turn = nullcontext
 ) -> tuple[torch.Tensor, int]:
     """Chefer, Gur and Wolf's relevance: R = I, then R += mean over heads of relu(dlogit/dA * A) @ R, block by block.
 
@@ -240,13 +240,12 @@ def gradient_weighted_rollout(
     class's logit to the attention weights; the graph starts at the first block's input, so the patch embedding is
     not differentiated.
     """
-    with _gradients_from_block(loaded, 0) as captured, _eager_attention(loaded.model):
+    with turn(), _gradients_from_block(loaded, 0), _eager_attention(loaded.model):
         output = loaded.model(pixel_values=pixel_values, output_attentions=True)
         logits = output.logits[0].float()
         index = pick_class(loaded, label, logits.detach())
         attentions = output.attentions
         gradients = torch.autograd.grad(logits[index], attentions)
-    del captured
     tokens = attentions[0].shape[-1]
     joint = torch.eye(tokens, dtype=torch.float32, device=attentions[0].device)
     for attention, gradient in zip(attentions, gradients, strict=True):
@@ -263,6 +262,7 @@ def gradient_x_activation(
     patches: int,
     block: int = -1,
     part: Literal["magnitude", "positive"] = "magnitude",
+    turn: Turn = nullcontext,
 ) -> tuple[torch.Tensor, int]:
     """The gradient of the class's logit times the tokens entering ``block``, summed over channels, per patch.
 
@@ -270,7 +270,7 @@ def gradient_x_activation(
         block: which block's input (-1: the last); the backward pass runs through that block and those after it.
         part: "magnitude" keeps the sum's absolute value, "positive" its positive part.
     """
-    with _gradients_from_block(loaded, block) as captured:
+    with turn(), _gradients_from_block(loaded, block) as captured:
         logits = loaded.model(pixel_values=pixel_values).logits[0].float()
         index = pick_class(loaded, label, logits.detach())
         (gradient,) = torch.autograd.grad(logits[index], captured[0])
@@ -281,10 +281,10 @@ def gradient_x_activation(
 
 
 def attention_rollout(
-    loaded: LoadedModel, pixel_values: torch.Tensor, label: str, patches: int
+    loaded: LoadedModel, pixel_values: torch.Tensor, label: str, patches: int, turn: Turn = nullcontext
 ) -> tuple[torch.Tensor, int]:
     """Abnar and Zuidema's rollout of the attention weights (the same map for every class)."""
-    with torch.inference_mode(), _eager_attention(loaded.model):
+    with turn(), torch.inference_mode(), _eager_attention(loaded.model):
         output = loaded.model(pixel_values=pixel_values, output_attentions=True)
     index = pick_class(loaded, label, output.logits[0].float())
     attentions = [attention[0].float() for attention in output.attentions]

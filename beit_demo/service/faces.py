@@ -37,7 +37,7 @@ def detect_faces(
     core: ServiceCore,
     image: ImageInput,
     model_key: str,
-    min_face_score: float | str | None = 0.5,
+    min_face_score: float | str | None = DEFAULT_FACE_SCORE,
     progress: ProgressCallback | None = None,
 ) -> FaceReport:
     """Find every face in a photo and classify each with a face-mask model (all faces in one forward pass).

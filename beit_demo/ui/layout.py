@@ -10,7 +10,7 @@ import gradio as gr
 
 from beit_demo.catalog import CATALOG, DEFAULT_MODEL_KEY, get_entry
 from beit_demo.config import Settings
-from beit_demo.inference.heatmaps import METHODS
+from beit_demo.inference.heatmaps import DEFAULT_METHOD, METHODS
 from beit_demo.service import DEFAULT_FACE_SCORE, MAX_HUB_MODELS_COMPARED, MAX_TOP_K, DemoService
 from beit_demo.ui import texts
 from beit_demo.ui.components import ImageFiles, OpenDropdown, UploadedImage
@@ -86,7 +86,7 @@ def _classify_tab(handlers: Handlers, settings: Settings) -> gr.Dropdown:
                 faces_json = gr.JSON(visible=False)
                 with gr.Accordion("Explain: where did the model look on each face?", open=False):
                     faces_explain_method_dropdown = OpenDropdown(
-                        list(METHODS), value=METHODS[0], allow_custom_value=True, label="Method"
+                        list(METHODS), value=DEFAULT_METHOD, allow_custom_value=True, label="Method"
                     )
                     faces_explain_button = gr.Button("Explain each face")
                     faces_explain_slider = gr.ImageSlider(label="Photo | where the model looked", type="filepath")
@@ -106,7 +106,7 @@ def _classify_tab(handlers: Handlers, settings: Settings) -> gr.Dropdown:
                         # A dropdown, not a radio: the API takes "" for the default, and an unknown name gets our
                         # sentence rather than Gradio's.
                         explain_method_dropdown = OpenDropdown(
-                            list(METHODS), value=METHODS[0], allow_custom_value=True, label="Method"
+                            list(METHODS), value=DEFAULT_METHOD, allow_custom_value=True, label="Method"
                         )
                     explain_button = gr.Button("Explain")
                     explain_slider = gr.ImageSlider(label="Photo | where the model looked", type="filepath")

@@ -231,6 +231,11 @@ FACE_TABLE_HEADERS = ["face", "label", "probability", "face score", "box (x0, y0
 
 def _count_faces(faces: Sequence[JudgedFace]) -> str:
     """ "3 faces: 2 with a mask, 1 without", or the count per label when the labels do not say "mask"."""
+    return f"{_plural(len(faces), 'face')}: {_verdicts(faces)}"
+
+
+def _verdicts(faces: Sequence[JudgedFace]) -> str:
+    """ "2 with a mask, 1 without", or the count per label when the labels do not say "mask"."""
     verdicts = [wears_mask(face.label) for face in faces]
     if None in verdicts:
         counts = Counter(face.label for face in faces).most_common()
@@ -238,7 +243,7 @@ def _count_faces(faces: Sequence[JudgedFace]) -> str:
     else:
         masked = sum(verdicts)
         parts = [f"{masked} with a mask"] * bool(masked) + [f"{len(faces) - masked} without"] * (masked < len(faces))
-    return f"{_plural(len(faces), 'face')}: " + ", ".join(parts)
+    return ", ".join(parts)
 
 
 def face_summary(report: FaceReport) -> str:
@@ -264,8 +269,7 @@ def explained_text(result: Explanation) -> str:
     label: 1 with a mask, 2 without")."""
     if not result.faces:
         return result.label
-    count, _, verdicts = _count_faces(result.faces).partition(": ")
-    return f"{count}, each for its own label: {verdicts}"
+    return f"{_plural(len(result.faces), 'face')}, each for its own label: {_verdicts(result.faces)}"
 
 
 def _plural(count: int, noun: str) -> str:
