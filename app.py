@@ -4,7 +4,7 @@ from starlette.middleware import Middleware
 
 from beit_demo.config import Settings
 from beit_demo.service import DemoService
-from beit_demo.ui.body_limit import BodyLimit, body_cap
+from beit_demo.ui.body_limit import BodyLimit
 from beit_demo.ui.layout import EXAMPLES_DIR, build_demo
 
 settings = Settings.from_env()
@@ -14,7 +14,6 @@ demo = build_demo(service)
 
 def main() -> None:
     """Serve the demo; preload models in the background once the page is up."""
-    max_body = settings.max_file_size
     service.remove_orphaned_downloads()
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
     demo.launch(
@@ -26,7 +25,7 @@ def main() -> None:
         mcp_server=True,  # the public endpoints as MCP tools, at /gradio_api/mcp/ (README, "MCP")
         prevent_thread_lock=True,
         # Bodies past the cap are refused before any route reads them (README, "Security and limits").
-        app_kwargs={"middleware": [Middleware(BodyLimit, limit=body_cap(max_body), max_file_size=max_body)]},
+        app_kwargs={"middleware": [Middleware(BodyLimit, max_file_size=settings.max_file_size)]},
     )
     if settings.preload:
         service.preload(settings.preload)

@@ -36,17 +36,16 @@ def body_cap(max_file_size: int) -> int:
 
 
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413 and a sentence, before the app reads them.
+    """Refuse request bodies past the cap with 413 and a sentence, before the app reads them.
 
     Args:
         app: the ASGI app behind it.
-        limit: the largest body, in bytes (`body_cap`).
-        max_file_size: the upload cap the sentence names.
+        max_file_size: the upload cap; the body cap follows from it (`body_cap`).
     """
 
-    def __init__(self, app: ASGIApp, limit: int, max_file_size: int):
+    def __init__(self, app: ASGIApp, max_file_size: int):
         self.app = app
-        self.limit = limit
+        self.limit = limit = body_cap(max_file_size)
         self.sentence = (
             f"The request is larger than the {_megabytes(limit)} this demo accepts (an image may be "
             f"{_megabytes(max_file_size)}): send a smaller image."
