@@ -5,7 +5,7 @@ from starlette.middleware import Middleware
 from beit_demo.config import Settings
 from beit_demo.service import DemoService
 from beit_demo.ui.body_limit import BodyLimit
-from beit_demo.ui.layout import EXAMPLES_DIR, build_demo
+from beit_demo.ui.page import EXAMPLES_DIR, build_demo
 
 settings = Settings.from_env()
 service = DemoService(settings)

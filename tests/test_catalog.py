@@ -7,7 +7,7 @@ import pytest
 
 from beit_demo.catalog import CATALOG, DEFAULT_MODEL_KEY, HUB_URL, CheckpointFormat, get_entry
 from beit_demo.errors import UnknownModelError
-from beit_demo.ui.handlers import EXAMPLES_DIR
+from beit_demo.ui.shared import EXAMPLES_DIR
 
 EXPECTED_REPOS = {
     "microsoft/beit-base-patch16-224-pt22k-ft22k",

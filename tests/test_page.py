@@ -19,7 +19,7 @@ CONTRACT = REPO_ROOT / "tests" / "data" / "api_contract.json"
 
 def api_contract(settings: Settings | None = None) -> dict:
     """The page's API as clients see it, in a form that reads well in a diff."""
-    from beit_demo.ui.layout import build_demo
+    from beit_demo.ui.page import build_demo
 
     demo = build_demo(DemoService(settings or Settings()))
     named = demo.get_api_info()["named_endpoints"]
@@ -35,7 +35,8 @@ def api_contract(settings: Settings | None = None) -> dict:
                 [parameter["parameter_name"], parameter["component"], parameter["parameter_default"]]
                 for parameter in endpoint["parameters"]
             ]
-            contract[name]["returns"] = [[output["component"], _label(output["label"])] for output in endpoint["returns"]]
+            returns = endpoint["returns"]
+            contract[name]["returns"] = [[output["component"], _label(output["label"])] for output in returns]
         else:
             blocks = demo.blocks
             contract[name]["inputs"] = [blocks[block].get_block_name() for block in dependency["inputs"]]

@@ -1,8 +1,9 @@
-"""The page's handlers, called in-process (no server): what each returns, and how errors reach the visitor."""
+"""The page's tabs, called in-process (no server): what each returns, and how errors reach the visitor."""
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import gradio as gr
 import numpy as np
@@ -18,7 +19,13 @@ from beit_demo.models.registry import ModelRegistry
 from beit_demo.service import MAX_TOP_K, DemoService
 from beit_demo.testing.hub_double import Fault
 from beit_demo.ui import texts
-from beit_demo.ui.handlers import ANNOTATED_SIDE, Handlers, shows_errors
+from beit_demo.ui.shared import shows_errors
+from beit_demo.ui.tabs.batch import BatchTab
+from beit_demo.ui.tabs.classify import ClassifyTab
+from beit_demo.ui.tabs.compare import CompareTab
+from beit_demo.ui.tabs.explain_panel import ExplainPanel
+from beit_demo.ui.tabs.faces_panel import ANNOTATED_SIDE
+from beit_demo.ui.tabs.models import ModelsTab
 from tests.conftest import DATA, PHOTOS
 
 PHOTO = str(PHOTOS / "chelsea.jpg")
@@ -35,13 +42,24 @@ class RecordedProgress:
         self.calls.append((fraction, desc))
 
 
-def make_handlers(**registry_args) -> Handlers:
+@dataclass
+class Tabs:
+    """The page's tabs bound to one service, as `build_demo` binds them (their handlers are their methods)."""
+
+    service: DemoService
+
+    def __post_init__(self):
+        self.classify, self.compare = ClassifyTab(self.service), CompareTab(self.service)
+        self.batch, self.models = BatchTab(self.service), ModelsTab(self.service)
+
+
+def make_tabs(**registry_args) -> Tabs:
     settings = Settings()
-    return Handlers(DemoService(settings, ModelRegistry(settings.max_models, settings.precision, **registry_args)))
+    return Tabs(DemoService(settings, ModelRegistry(settings.max_models, settings.precision, **registry_args)))
 
 
-def table_states(handlers: Handlers) -> dict[str, str]:
-    return {row[1]: row[2] for row in handlers.model_table()}
+def table_states(tabs: Tabs) -> dict[str, str]:
+    return {row[1]: row[2] for row in tabs.models.model_table()}
 
 
 def panels_by_title(outputs: list) -> dict[str, gr.Label]:
@@ -52,7 +70,7 @@ def panels_by_title(outputs: list) -> dict[str, gr.Label]:
 def test_classify_returns_the_scores_a_status_line_and_the_model_input():
     entry = get_entry("facemask-deit")
     progress = RecordedProgress()
-    scores, status, model_input = make_handlers().classify(PHOTO, entry.key, 2, progress)
+    scores, status, model_input = make_tabs().classify.classify(PHOTO, entry.key, 2, progress)
 
     assert list(scores) in (["Mask", "No Mask"], ["No Mask", "Mask"])
     assert 0.999 < sum(scores.values()) <= 1.0001 and list(scores.values()) == sorted(scores.values(), reverse=True)
@@ -64,18 +82,18 @@ def test_classify_returns_the_scores_a_status_line_and_the_model_input():
 
 
 def test_classify_caps_top_k_and_says_when_the_model_was_in_memory():
-    handlers = make_handlers()
-    handlers.classify(PHOTO, "fashion-mnist", 3, RecordedProgress())
-    scores, status, _ = handlers.classify(PHOTO, "fashion-mnist", MAX_TOP_K, RecordedProgress())
+    tabs = make_tabs()
+    tabs.classify.classify(PHOTO, "fashion-mnist", 3, RecordedProgress())
+    scores, status, _ = tabs.classify.classify(PHOTO, "fashion-mnist", MAX_TOP_K, RecordedProgress())
     assert len(scores) == 10  # all the labels there are
     assert status.endswith("model already in memory · photo adapted to " + ADAPTER_TITLES["fashion-mnist"])
 
 
 def test_compare_shows_the_ticked_models_as_they_finish_those_in_memory_first():
-    handlers = make_handlers()
+    tabs = make_tabs()
     beit, deit = (get_entry(key) for key in FACE_MASK_KEYS)
-    handlers.prepare(deit.key, RecordedProgress())  # in memory: it answers first
-    outputs = list(handlers.compare(PHOTO, FACE_MASK_KEYS, 2, RecordedProgress()))
+    tabs.models.prepare(deit.key, RecordedProgress())  # in memory: it answers first
+    outputs = list(tabs.compare.compare(PHOTO, FACE_MASK_KEYS, 2, RecordedProgress()))
 
     assert len(outputs) == 3  # before any model, after the first, after the second
     assert len(outputs[0]) == len(CATALOG) + 1
@@ -93,7 +111,7 @@ def test_compare_shows_the_ticked_models_as_they_finish_those_in_memory_first():
 def test_compare_keeps_the_other_models_when_one_fails(hub_double):
     beit, deit = (get_entry(key) for key in FACE_MASK_KEYS)
     hub_double.inject(Fault("status", path_contains=beit.repo_id, status=404, error_code="RepoNotFound"))
-    done = list(make_handlers().compare(PHOTO, FACE_MASK_KEYS, 2, RecordedProgress()))[-1]
+    done = list(make_tabs().compare.compare(PHOTO, FACE_MASK_KEYS, 2, RecordedProgress()))[-1]
     panels = panels_by_title(done)
     assert panels[deit.title].value and not panels[beit.title].value
     failed_row = next(line for line in done[-1].splitlines() if line.startswith(f"| {beit.title} |"))
@@ -101,19 +119,19 @@ def test_compare_keeps_the_other_models_when_one_fails(hub_double):
 
 
 def test_the_model_table_follows_a_model_from_the_hub_into_memory():
-    handlers = make_handlers()
-    assert set(table_states(handlers).values()) == {"not downloaded"}
-    message, rows = handlers.prepare("fashion-mnist", RecordedProgress())
+    tabs = make_tabs()
+    assert set(table_states(tabs).values()) == {"not downloaded"}
+    message, rows = tabs.models.prepare("fashion-mnist", RecordedProgress())
     assert message.startswith(get_entry("fashion-mnist").title + " is ready (downloaded from the Hub")
     states = {row[1]: row for row in rows}
     assert states["fashion-mnist"][2] == "in memory" and states["fashion-mnist"][3].endswith(" MB")
     assert [row[1] for row in rows] == [entry.key for entry in CATALOG]
-    assert table_states(handlers) == {row[1]: row[2] for row in rows}
+    assert table_states(tabs) == {row[1]: row[2] for row in rows}
 
 
 def test_select_model_gives_the_card_and_examples_and_clears_the_old_answer():
     entry = get_entry("fashion-mnist")
-    card, examples, scores, status, model_input = make_handlers().select_model(entry.key)
+    card, examples, scores, status, model_input = make_tabs().classify.select_model(entry.key)
     assert card.startswith(f"### {entry.title}") and entry.repo_id in card
     assert [sample[0].rsplit("/", 1)[-1] for sample in examples.raw_samples] == list(entry.examples)
     assert (scores, status, model_input) == (None, "", None)
@@ -123,22 +141,30 @@ def test_select_model_gives_the_card_and_examples_and_clears_the_old_answer():
     ("call", "fragment"),
     [
         pytest.param(
-            lambda h: h.classify(PHOTO, "resnet50", 5, RecordedProgress()), "Valid models:", id="unknown_key"
-        ),
-        pytest.param(lambda h: h.classify(None, "fashion-mnist", 5, RecordedProgress()), "Upload", id="no_image"),
-        pytest.param(
-            lambda h: h.classify(PHOTO, "fashion-mnist", "many", RecordedProgress()), "Top-k", id="top_k_not_a_number"
+            lambda h: h.classify.classify(PHOTO, "resnet50", 5, RecordedProgress()), "Valid models:", id="unknown_key"
         ),
         pytest.param(
-            lambda h: h.classify(b"plain text", "fashion-mnist", 5, RecordedProgress()),
+            lambda h: h.classify.classify(None, "fashion-mnist", 5, RecordedProgress()), "Upload", id="no_image"
+        ),
+        pytest.param(
+            lambda h: h.classify.classify(PHOTO, "fashion-mnist", "many", RecordedProgress()),
+            "Top-k",
+            id="top_k_not_a_number",
+        ),
+        pytest.param(
+            lambda h: h.classify.classify(b"plain text", "fashion-mnist", 5, RecordedProgress()),
             "not a supported image",
             id="not_an_image",
         ),
-        pytest.param(lambda h: h.select_model("resnet50"), "Valid models:", id="select_unknown_key"),
-        pytest.param(lambda h: h.prepare("resnet50", RecordedProgress()), "Valid models:", id="prepare_unknown_key"),
-        pytest.param(lambda h: list(h.compare(PHOTO, [], 3, RecordedProgress())), "Tick", id="compare_nothing"),
+        pytest.param(lambda h: h.classify.select_model("resnet50"), "Valid models:", id="select_unknown_key"),
         pytest.param(
-            lambda h: list(h.compare(PHOTO, ["resnet50"], 3, RecordedProgress())),
+            lambda h: h.models.prepare("resnet50", RecordedProgress()), "Valid models:", id="prepare_unknown_key"
+        ),
+        pytest.param(
+            lambda h: list(h.compare.compare(PHOTO, [], 3, RecordedProgress())), "Tick", id="compare_nothing"
+        ),
+        pytest.param(
+            lambda h: list(h.compare.compare(PHOTO, ["resnet50"], 3, RecordedProgress())),
             "Valid models:",
             id="compare_unknown",
         ),
@@ -146,7 +172,7 @@ def test_select_model_gives_the_card_and_examples_and_clears_the_old_answer():
 )
 def test_a_visitor_mistake_becomes_a_gradio_error_with_the_sentence(call, fragment):
     with pytest.raises(gr.Error) as caught:
-        call(make_handlers())
+        call(make_tabs())
     assert fragment in caught.value.message and caught.value.message.endswith(".")
 
 
@@ -154,7 +180,7 @@ def test_a_hub_failure_reaches_the_visitor_as_the_hub_sentence(hub_double):
     entry = get_entry("facemask-beit")
     hub_double.inject(Fault("status", path_contains=entry.repo_id, status=401, error_code="GatedRepo"))
     with pytest.raises(gr.Error) as caught:
-        make_handlers().classify(PHOTO, entry.key, 2, RecordedProgress())
+        make_tabs().classify.classify(PHOTO, entry.key, 2, RecordedProgress())
     assert caught.value.message.startswith(f"{entry.title} ({entry.repo_id}) is gated on the Hub")
 
 
@@ -183,7 +209,7 @@ def test_a_bug_in_a_loader_is_not_shown_to_the_visitor():
         raise ZeroDivisionError("a traceback detail")
 
     with pytest.raises(ZeroDivisionError):
-        make_handlers(loader=broken_loader).classify(PHOTO, "fashion-mnist", 3, RecordedProgress())
+        make_tabs(loader=broken_loader).classify.classify(PHOTO, "fashion-mnist", 3, RecordedProgress())
 
 
 SCENE = str(DATA / "face-mask" / "scene_1.jpg")  # three faces, one of them masked
@@ -196,15 +222,17 @@ def mask_box(mask) -> tuple[int, int, int, int]:
 
 
 def test_every_face_mask_is_a_file_of_its_own():
-    (_, first), _, _ = make_handlers().detect_faces(SCENE, "facemask-deit", 0.5, RecordedProgress())
-    (_, second), _, _ = make_handlers().detect_faces(SCENE, "facemask-deit", 0.5, RecordedProgress())
+    (_, first), _, _ = make_tabs().classify.faces.detect_faces(SCENE, "facemask-deit", 0.5, RecordedProgress())
+    (_, second), _, _ = make_tabs().classify.faces.detect_faces(SCENE, "facemask-deit", 0.5, RecordedProgress())
     # The same faces twice: the same boxes, but masks that differ (Gradio names mask files after their content).
     assert [mask_box(mask) for mask, _ in first] == [mask_box(mask) for mask, _ in second]
     assert all(not (a == b).all() for (a, _), (b, _) in zip(first, second, strict=True))
 
 
 def test_detect_faces_gives_the_annotated_photo_the_faces_and_a_summary():
-    (photo_path, boxes), faces, summary = make_handlers().detect_faces(SCENE, "facemask-deit", 0.5, RecordedProgress())
+    (photo_path, boxes), faces, summary = make_tabs().classify.faces.detect_faces(
+        SCENE, "facemask-deit", 0.5, RecordedProgress()
+    )
     with Image.open(photo_path) as shown, Image.open(SCENE) as original:
         assert shown.size == original.size  # small enough to send back as it is
     assert [mask_box(mask) for mask, _ in boxes] == [tuple(face["box"]) for face in faces["faces"]]
@@ -217,7 +245,7 @@ def test_a_big_photo_comes_back_smaller_with_its_boxes_scaled():
     big = Image.open(SCENE).resize((3296, 1724))
     buffer = io.BytesIO()
     big.save(buffer, "JPEG", quality=90)
-    (photo_path, boxes), faces, _ = make_handlers().detect_faces(
+    (photo_path, boxes), faces, _ = make_tabs().classify.faces.detect_faces(
         buffer.getvalue(), "facemask-deit", 0.5, RecordedProgress()
     )
     with Image.open(photo_path) as shown:
@@ -228,19 +256,19 @@ def test_a_big_photo_comes_back_smaller_with_its_boxes_scaled():
 
 
 def test_an_example_runs_what_the_button_in_view_runs():
-    handlers = make_handlers()
-    as_faces = handlers.classify_example(SCENE, "facemask-deit", 2, True, True, 0.5)
+    tabs = make_tabs()
+    as_faces = tabs.classify.classify_example(SCENE, "facemask-deit", 2, True, True, 0.5)
     assert as_faces[:3] == (gr.skip(), gr.skip(), gr.skip()) and as_faces[5].startswith("3 faces")
-    as_photo = handlers.classify_example(SCENE, "facemask-deit", 2, False, True, 0.5)
+    as_photo = tabs.classify.classify_example(SCENE, "facemask-deit", 2, False, True, 0.5)
     assert set(as_photo[0]) == {"Mask", "No Mask"} and as_photo[3:] == (gr.skip(), gr.skip(), gr.skip())
-    adapted = handlers.classify_example(SCENE, "fashion-mnist", 2, True, True, 0.5)  # not a face model
+    adapted = tabs.classify.classify_example(SCENE, "fashion-mnist", 2, True, True, 0.5)  # not a face model
     assert len(adapted[0]) == 2 and adapted[3:] == (gr.skip(), gr.skip(), gr.skip()) and "adapted" in adapted[1]
-    as_is = handlers.classify_example(SCENE, "fashion-mnist", 2, True, False, 0.5)
+    as_is = tabs.classify.classify_example(SCENE, "fashion-mnist", 2, True, False, 0.5)
     assert len(as_is[0]) == 2 and "adapted" not in as_is[1]
 
 
 def test_compare_judges_the_same_faces_with_both_face_models():
-    outputs = list(make_handlers().compare(SCENE, FACE_MASK_KEYS, 2, RecordedProgress()))[-1]
+    outputs = list(make_tabs().compare.compare(SCENE, FACE_MASK_KEYS, 2, RecordedProgress()))[-1]
     panels, summary = panels_by_title(outputs), outputs[-1]
     for panel in panels.values():  # the share of the three faces given each label
         shares = [row["confidence"] for row in panel.value["confidences"]]
@@ -260,44 +288,48 @@ def test_compare_finds_the_faces_once_for_both_face_models(monkeypatch):
     searches = []
     detect = detector.detect
     monkeypatch.setattr(detector, "detect", lambda *args, **kwargs: searches.append(1) or detect(*args, **kwargs))
-    *_, summary = list(make_handlers().compare(SCENE, FACE_MASK_KEYS, 2, RecordedProgress()))[-1]
+    *_, summary = list(make_tabs().compare.compare(SCENE, FACE_MASK_KEYS, 2, RecordedProgress()))[-1]
     assert searches == [1]  # the detector ran for the first face model; the second judged the same boxes
     assert summary.count("3 faces: ") == 2
 
 
 def test_a_face_mistake_becomes_a_gradio_error():
     with pytest.raises(gr.Error, match="does not classify faces"):
-        make_handlers().detect_faces(SCENE, "beit-in22k", 0.5, RecordedProgress())
+        make_tabs().classify.faces.detect_faces(SCENE, "beit-in22k", 0.5, RecordedProgress())
     with pytest.raises(gr.Error, match="from 0 to 1"):
-        make_handlers().detect_faces(SCENE, "facemask-deit", 2, RecordedProgress())
+        make_tabs().classify.faces.detect_faces(SCENE, "facemask-deit", 2, RecordedProgress())
 
 
 def test_explain_gives_an_overlay_a_greyscale_heatmap_and_the_class():
-    handlers = make_handlers()
-    overlay, heatmap, label = handlers.explain(str(PHOTOS / "coffee.jpg"), "facemask-deit", "", "", RecordedProgress())
+    tabs = make_tabs()
+    overlay, heatmap, label = tabs.classify.explanation.explain(
+        str(PHOTOS / "coffee.jpg"), "facemask-deit", "", "", RecordedProgress()
+    )
     with Image.open(PHOTOS / "coffee.jpg") as photo, Image.open(overlay) as shown, Image.open(heatmap) as grey:
         assert shown.size == grey.size == photo.size  # 600 x 400: under the 1024 px cap, the photo's own size
         assert grey.mode == "L" and max(grey.getextrema()) >= 230  # normalised: the peak is (nearly) white
     assert label in {"Mask", "No Mask"}
-    (photo_path, overlay_again), _, same = handlers.explain_view(
+    (photo_path, overlay_again), _, same = tabs.classify.explanation.explain_view(
         str(PHOTOS / "coffee.jpg"), "facemask-deit", label, "attention rollout", RecordedProgress()
     )
     assert same == label and Image.open(photo_path).size == Image.open(overlay_again).size
 
 
 def test_explain_refuses_an_unknown_class_or_method_with_a_sentence():
-    handlers = make_handlers()
+    tabs = make_tabs()
     with pytest.raises(gr.Error, match="has no class 'Hat'"):
-        handlers.explain(str(PHOTOS / "coffee.jpg"), "facemask-deit", "Hat", "", RecordedProgress())
+        tabs.classify.explanation.explain(str(PHOTOS / "coffee.jpg"), "facemask-deit", "Hat", "", RecordedProgress())
     with pytest.raises(gr.Error, match="Unknown explanation method"):
-        handlers.explain(str(PHOTOS / "coffee.jpg"), "facemask-deit", "", "lime", RecordedProgress())
+        tabs.classify.explanation.explain(str(PHOTOS / "coffee.jpg"), "facemask-deit", "", "lime", RecordedProgress())
 
 
 def test_a_big_photo_is_explained_in_its_own_aspect_and_what_the_crop_cut_off_stays_dark():
     big = Image.open(PHOTOS / "rocket.jpg").resize((3000, 2000))
     buffer = io.BytesIO()
     big.save(buffer, "JPEG")
-    _, heatmap, _ = make_handlers().explain(buffer.getvalue(), "beit-in1k-timm", "", "", RecordedProgress())
+    _, heatmap, _ = make_tabs().classify.explanation.explain(
+        buffer.getvalue(), "beit-in1k-timm", "", "", RecordedProgress()
+    )
     with Image.open(heatmap) as grey:
         assert max(grey.size) <= 1024 and grey.width / grey.height == pytest.approx(1.5, abs=0.01)
         # timm's processor keeps the centre 224 x 224 of the shorter side resized to 248: the sides were never seen.
@@ -307,12 +339,14 @@ def test_a_big_photo_is_explained_in_its_own_aspect_and_what_the_crop_cut_off_st
 
 
 def test_the_explain_dropdown_lists_the_classes_shown():
-    update = Handlers.class_choices({"label": "a", "confidences": [{"label": "a", "confidence": 0.6}, {"label": "b"}]})
+    update = ExplainPanel.class_choices(
+        {"label": "a", "confidences": [{"label": "a", "confidence": 0.6}, {"label": "b"}]}
+    )
     assert update.choices == [("", ""), ("a", "a"), ("b", "b")] and update.value == ""
 
 
 def test_compare_panels_put_a_catalog_repo_typed_as_a_hub_id_in_its_catalog_panel():
-    from beit_demo.ui.handlers import panel_slots
+    from beit_demo.ui.tabs.compare import panel_slots
 
     typed_catalog_repo = get_entry("facemask-deit").repo_id
     slots = panel_slots(["beit-in22k", typed_catalog_repo, "someone/vit", "someone/vit", "../.."])
@@ -324,13 +358,13 @@ def test_compare_panels_put_a_catalog_repo_typed_as_a_hub_id_in_its_catalog_pane
 def test_the_faces_view_explains_each_face_on_its_own_crop_and_nothing_else():
     from beit_demo.inference.faces import crop_box
 
-    handlers = make_handlers()
-    report = make_handlers().service.detect_faces(SCENE, "facemask-beit", 0.5)
-    (photo_path, overlay_path), explained = handlers.explain_faces_view(
+    tabs = make_tabs()
+    report = make_tabs().service.detect_faces(SCENE, "facemask-beit", 0.5)
+    (photo_path, overlay_path), explained = tabs.classify.faces.explain_faces_view(
         SCENE, "facemask-beit", "", 0.5, RecordedProgress()
     )
     assert explained.startswith("3 faces, each for its own label: ")
-    result = handlers.service.explain_faces(SCENE, "facemask-beit", "gradient x activation")
+    result = tabs.service.explain_faces(SCENE, "facemask-beit", "gradient x activation")
     assert [face.box for face in result.faces] == [face.box for face in report.faces] and result.label == ""
     crops = [crop_box(face.box, report.photo.width, report.photo.height) for face in result.faces]
     inside = np.zeros(result.relevance.shape, dtype=bool)
@@ -345,9 +379,9 @@ def test_the_faces_view_explains_each_face_on_its_own_crop_and_nothing_else():
 def test_compare_explains_a_face_model_face_by_face():
     from beit_demo.inference.faces import crop_box
 
-    handlers = make_handlers()
-    report = handlers.service.detect_faces(SCENE, "facemask-deit", 0.5)
-    *_, last = handlers.compare_explanations(SCENE, ["facemask-deit", "fashion-mnist"])
+    tabs = make_tabs()
+    report = tabs.service.detect_faces(SCENE, "facemask-deit", 0.5)
+    *_, last = tabs.compare.compare_explanations(SCENE, ["facemask-deit", "fashion-mnist"])
     shown = [update for update in last if update.visible]
     assert len(shown) == 2 and all(update.value for update in shown)
     chosen_in_catalog_order = [entry.key for entry in CATALOG if entry.key in {"facemask-deit", "fashion-mnist"}]
@@ -366,7 +400,7 @@ def test_compare_explains_a_face_model_face_by_face():
 def test_every_component_of_the_page_has_a_frontend_gradio_knows():
     """Gradio draws a component by its block name (a template's: its direct parent's); an unknown one leaves the
     whole page on "Loading..." (a subclass of a subclass once did)."""
-    from beit_demo.ui.layout import build_demo
+    from beit_demo.ui.page import build_demo
 
     demo = build_demo(DemoService(Settings()))
     import gradio.layouts

@@ -1,0 +1,142 @@
+"""What every tab shares: the model picker, the one place errors become `gr.Error`, progress, and saved outputs.
+
+A tab is a class with a `title`, its handlers as methods (bound to the one `DemoService`) and a `build(page)` that
+lays out its components and wires each event right after them, with an explicit API name. `Page` is what a tab
+may reach beyond its own components: the Blocks, the settings, and the other tabs once all are built.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+from gradio.utils import get_upload_folder
+from PIL import Image
+
+from beit_demo.catalog import CATALOG, CatalogEntry
+from beit_demo.config import Settings
+from beit_demo.errors import DemoError
+from beit_demo.hub import ProgressCallback
+from beit_demo.hub_ids import catalog_entry_for, parse_hub_id
+from beit_demo.inference.heatmaps import heatmap_image, overlay_image
+from beit_demo.service import DemoService, Explanation
+from beit_demo.ui import texts
+from beit_demo.ui.components import OpenDropdown
+
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "examples"
+_MODEL_CHOICES = [(entry.title, entry.key) for entry in CATALOG]
+
+
+@dataclass
+class Page:
+    """The page a tab is built into."""
+
+    blocks: gr.Blocks
+    settings: Settings
+    tabs: dict[str, gr.Tab] = field(default_factory=dict)  # title -> its gr.Tab, filled as the tabs are built
+
+
+class Tab:
+    """One tab of the page: its handlers (methods) and its layout (`build`)."""
+
+    title: str
+
+    def __init__(self, service: DemoService):
+        self.service = service
+
+    def build(self, page: Page) -> None:
+        """Lay out the tab's components and wire their events (called inside its `gr.Tab`)."""
+        raise NotImplementedError
+
+    def finish(self, page: Page) -> None:
+        """Wire what needs the whole page (every tab built): page loads, other tabs' selection. Nothing by default."""
+
+
+def task_limits(settings: Settings) -> dict:
+    """Gradio's limits for every event that runs a model: one group, as many at once as the queue admits.
+
+    Each admitted request waits inside the service, for its model (downloads run apart, `BEIT_DEMO_DOWNLOADS` at a
+    time) or for a work slot (`BEIT_DEMO_CONCURRENCY`): a request for a model in memory never queues behind one
+    that waits on the Hub.
+    """
+    return {"concurrency_limit": settings.queue_size, "concurrency_id": "classify"}
+
+
+def model_picker(settings: Settings, **options) -> gr.Dropdown:
+    """A dropdown of the catalog that also takes a typed Hub id, when the demo accepts them."""
+    typed = settings.hub_models
+    info = "Pick one, or type a Hub id (owner/name or owner/name@revision) and press Enter." if typed else None
+    return OpenDropdown(choices=_MODEL_CHOICES, allow_custom_value=typed, info=info, **options)
+
+
+def catalog_entry(model: str | None) -> CatalogEntry | None:
+    """The catalog entry of a key (or of a catalog repo typed as a Hub id), else None: never asks the Hub."""
+    entry = next((entry for entry in CATALOG if entry.key == model), None)
+    if entry is None and isinstance(model, str) and "/" in model:
+        with contextlib.suppress(DemoError):
+            entry = catalog_entry_for(parse_hub_id(model))
+    return entry
+
+
+def example_samples(entry: CatalogEntry) -> list[list[str]]:
+    """The example images that suit ``entry``, as `gr.Dataset` samples."""
+    return [[str(EXAMPLES_DIR / name)] for name in entry.examples if (EXAMPLES_DIR / name).is_file()]
+
+
+def shows_errors(handler: Callable) -> Callable:
+    """Wrap a handler (plain or generator) so a `DemoError` reaches the visitor as its own sentence."""
+    if inspect.isgeneratorfunction(handler):
+
+        @functools.wraps(handler)
+        def generator(*args, **kwargs):
+            try:
+                yield from handler(*args, **kwargs)
+            except DemoError as err:
+                raise gr.Error(str(err)) from None
+
+        return generator
+
+    @functools.wraps(handler)
+    def plain(*args, **kwargs):
+        try:
+            return handler(*args, **kwargs)
+        except DemoError as err:
+            raise gr.Error(str(err)) from None
+
+    return plain
+
+
+def quiet_progress(*_args, **_kwargs) -> None:
+    """For a handler called by another: its own progress bar is shown already."""
+
+
+def progress_reporter(progress: gr.Progress) -> ProgressCallback:
+    return lambda fraction, text: progress(fraction, desc=text)
+
+
+def save_image(image: Image.Image, folder: str, suffix: str, **options) -> str:
+    """Save an output image under a name of its own in Gradio's cache, and return the path."""
+    # Given the image itself, Gradio names the file after its content and rewrites it in place, so two requests with
+    # the same output would rewrite the file one of their clients is downloading.
+    directory = Path(get_upload_folder()) / folder
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{uuid.uuid4().hex}{suffix}"
+    image.save(path, **options)
+    return str(path)
+
+
+def saved_explanation(result: Explanation) -> tuple[str, str, str, str]:
+    """The photo, the overlay and the greyscale heatmap saved for the page, and the text saying what was explained."""
+    save = functools.partial(save_image, folder="explanations")
+    return (
+        save(result.photo, suffix=".jpg", format="JPEG", quality=90),
+        save(overlay_image(result.photo, result.relevance), suffix=".jpg", format="JPEG", quality=90),
+        save(heatmap_image(result.relevance), suffix=".png", format="PNG"),
+        texts.explained_text(result),
+    )
