@@ -1,4 +1,4 @@
-"""The README's table of explanation methods: how often each one's peak falls on the evidence, model by model.
+"""The table of explanation methods in docs/explanations.md: how often each one's peak falls on the evidence.
 
 Trains (or loads from pytest's cache) the independently trained models of `tests/explain_cases.py` and scores every
 candidate method on 48 held-out uploads each, plus two controls that no explanation should match: the photo alone
@@ -21,7 +21,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import torch  # noqa: E402
 
-from beit_demo.inference import explain  # noqa: E402
+from beit_demo.inference import attribution  # noqa: E402
 from beit_demo.models.optimize import speed_up  # noqa: E402
 from tests.explain_cases import CASES, by_relevance, cached_model, held_out, pointing, untrained  # noqa: E402
 
@@ -30,21 +30,21 @@ CACHE = REPO_ROOT / ".pytest_cache" / "d" / "explain-models"  # where the tests 
 
 def photo_alone(loaded, pixel_values, label, patches, turn=None):
     """A control: each patch's summed distance from the baseline (the processor's zero), whatever the model."""
-    return explain.patch_sums(pixel_values[0].abs().sum(dim=0), int(loaded.model.config.patch_size)), 0
+    return attribution.patch_sums(pixel_values[0].abs().sum(dim=0), int(loaded.model.config.patch_size)), 0
 
 
 METHODS = {
-    "integrated gradients (default)": explain.integrated_gradients,
-    "gradient-weighted rollout": explain.gradient_weighted_rollout,
-    "gradient x activation (last block, magnitude)": explain.gradient_x_activation,
+    "integrated gradients (default)": attribution.integrated_gradients,
+    "gradient-weighted rollout": attribution.gradient_weighted_rollout,
+    "gradient x activation (last block, magnitude)": attribution.gradient_x_activation,
     "gradient x activation (last block, positive part)": functools.partial(
-        explain.gradient_x_activation, part="positive"
+        attribution.gradient_x_activation, part="positive"
     ),
-    "gradient x activation (first block, magnitude)": functools.partial(explain.gradient_x_activation, block=0),
+    "gradient x activation (first block, magnitude)": functools.partial(attribution.gradient_x_activation, block=0),
     "gradient x activation (first block, positive part)": functools.partial(
-        explain.gradient_x_activation, block=0, part="positive"
+        attribution.gradient_x_activation, block=0, part="positive"
     ),
-    "attention rollout": explain.attention_rollout,
+    "attention rollout": attribution.attention_rollout,
     "control: the photo alone": photo_alone,
 }
 
@@ -65,7 +65,7 @@ def main() -> int:
         for name, method in METHODS.items():
             scores[name].append(f"{pointing(loaded, case, by_relevance(method), uploads)}/{len(uploads)}")
         redrawn = untrained(case, seed=1000 + case.seed)
-        hits = pointing(redrawn, case, by_relevance(explain.integrated_gradients), uploads)
+        hits = pointing(redrawn, case, by_relevance(attribution.integrated_gradients), uploads)
         scores["control: default, weights redrawn"].append(f"{hits}/{len(uploads)}")
     for column in columns:
         print(f"| {column} | " + " | ".join(scores[column]) + " |")
