@@ -22,7 +22,7 @@ _LIBRARY_ENV_DEFAULTS = {
     # Bound how long a visitor can wait on a slow or silent Hub. huggingface_hub tries a file's HEAD up to 7 times
     # (6 of them with 23 s of backoff in all; `beit_demo.hub` gives each the same timeout) and a stalled GET up to
     # 6 times (1 s apart), so the worst single fault costs 7 x 5 + 23 = 58 s on a HEAD and 6 x 10 + 5 = 65 s on a
-    # GET (README, "Security and limits"). A GET that stalls is resumed, not restarted, so the 10 s read timeout
+    # GET (docs/security.md). A GET that stalls is resumed, not restarted, so the 10 s read timeout
     # (huggingface_hub's default) does not make a big checkpoint fail on a busy Hub.
     "HF_HUB_ETAG_TIMEOUT": "5",
     "HF_HUB_DOWNLOAD_TIMEOUT": "10",

@@ -4,7 +4,7 @@ One app process and one browser serve the whole module; each test opens its own 
 screenshot in ``artifacts/<test name>.png`` (also when it fails). The tests share the app's models in memory,
 so a test that watches a download uses a model that no earlier test in this file has loaded.
 
-``BEIT_DEMO_UPDATE_SCREENSHOT=1 python -m pytest tests/test_browser.py`` rewrites the README's
+``BEIT_DEMO_UPDATE_SCREENSHOT=1 python -m pytest tests/test_browser.py`` rewrites the README's screenshot,
 ``docs/screenshot.png``; other runs leave the committed one alone, so CI does not dirty the tree.
 """
 

@@ -3,7 +3,7 @@
 Every fault goes through the real huggingface_hub client and the real `ModelRegistry`. Slow faults are made fast
 in-process by the `fast_retries` fixture: huggingface_hub's backoff sleeps are recorded instead of slept, and its
 timeouts are lowered to 1 s. The real worst-case waits with the shipped defaults (58 s on a HEAD, 65 s on a GET)
-were measured by hand; README, "Security and limits".
+were measured by hand; docs/security.md.
 """
 
 from __future__ import annotations

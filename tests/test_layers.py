@@ -105,3 +105,17 @@ def test_a_library_is_imported_only_where_it_belongs(library, allowed):
         and not module.startswith(allowed or ("\0",))
     ]
     assert offenders == []
+
+
+def test_a_tab_imports_no_other_tab():
+    """Each tab is a room of its own: what two tabs share lives in `ui.shared` or `ui.texts`, never in a tab (the
+    Classify tab's panels are its own parts)."""
+    tabs = {module for module in app_modules() if module.startswith("beit_demo.ui.tabs.")}
+    panels = {"beit_demo.ui.tabs.faces_panel", "beit_demo.ui.tabs.explain_panel"}
+    crossing = [
+        f"{module} imports {target}"
+        for module in sorted(tabs)
+        for target in sorted(package_imports()[module] & tabs)
+        if not (module == "beit_demo.ui.tabs.classify" and target in panels)
+    ]
+    assert len(tabs) >= 4 and crossing == []

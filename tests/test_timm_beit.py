@@ -20,15 +20,14 @@ from PIL import Image
 from safetensors.torch import load
 from transformers import BeitConfig, BeitForImageClassification
 
-from beit_demo.models.timm_beit import (
+from beit_demo.models.timm_beit import convert_state_dict, load_timm_beit
+from beit_demo.models.timm_config import (
     SUPPORTED_ARCHITECTURES,
     TimmConversionError,
-    TimmImageProcessor,
     beit_config_from_timm,
-    convert_state_dict,
-    load_timm_beit,
     read_timm_config,
 )
+from beit_demo.models.timm_processor import TimmImageProcessor
 from beit_demo.testing.timm_checkpoints import timm_beit_files
 
 PHOTOS = Path(__file__).resolve().parent / "data" / "photos"

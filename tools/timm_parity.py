@@ -31,7 +31,8 @@ import torchvision  # noqa: E402
 import transformers  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from beit_demo.models.timm_beit import beit_config_from_timm, convert_state_dict, load_timm_beit, read_timm_config  # noqa: E402
+from beit_demo.models.timm_beit import convert_state_dict, load_timm_beit  # noqa: E402
+from beit_demo.models.timm_config import beit_config_from_timm, read_timm_config  # noqa: E402
 
 ARCHITECTURE = "beit_base_patch16_224.in22k_ft_in22k_in1k"
 DEFAULT_PHOTOS = REPO_ROOT / "tests" / "data" / "photos"
