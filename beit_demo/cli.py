@@ -1,8 +1,9 @@
 """Command line: `python -m beit_demo download` fetches models ahead of time; `python -m beit_demo classify` labels
-files and folders of images.
+files and folders of images; `python -m beit_demo evaluate` measures models on class folders (`cli_evaluate`).
 
     python -m beit_demo download [MODEL ...] [--all]
     python -m beit_demo classify PATH [PATH ...] --model M [--top-k K] [--output FILE.csv|.jsonl] [--engine local|ray]
+    python -m beit_demo evaluate DIR --model M [--model M ...] [--map FOLDER=LABEL[|LABEL...]]... [--output F.json]
 
 MODEL is a catalog key or a Hub id (owner/name[@revision]). Exit codes: 0 when everything worked, 1 when some
 file or model failed, 2 on bad usage (an unknown model, a path that does not exist, an output of another kind).
@@ -16,7 +17,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from beit_demo import hub
+from beit_demo import cli_evaluate, hub
 from beit_demo.catalog import CATALOG, DEFAULT_MODEL_KEY, CatalogEntry
 from beit_demo.errors import DemoError, InvalidRequestError, UnknownModelError
 
@@ -58,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
     classify.add_argument("--ray-address", help="a Ray cluster to join (default: RAY_ADDRESS, else a local Ray)")
     classify.add_argument("--ray-actors", type=int, help="Ray actors, each with the model (default: one per 4 CPUs)")
+    cli_evaluate.add_parser(commands)
     return parser
 
 
@@ -155,4 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "classify":
         return _classify(parser, args)
+    if args.command == "evaluate":
+        if args.batch_size < 1:
+            parser.error("--batch-size must be at least 1.")
+        return cli_evaluate.run(parser, args, _service(args.batch_size))
     return _download(_entries_to_download(parser, args))

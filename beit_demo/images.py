@@ -26,8 +26,24 @@ _DAMAGED = "The image file is damaged or incomplete and could not be decoded: up
 # What Pillow's decoders raise on broken data (truncated streams, bad chunks, corrupt headers).
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
 _WHITE = (255, 255, 255)
+# The first bytes of each format the demo decodes (ALLOWED_FORMATS); WebP is RIFF....WEBP.
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 MAX_ASPECT_RATIO = 50  # longest side / shortest side accepted
 _SIXTEEN_BIT_MAX = 65535
+
+
+def looks_like_image(head: bytes) -> bool:
+    """Whether a file's first 12 bytes start a JPEG, PNG, GIF, WebP or BMP: by its content, whatever its name says."""
+    return head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def file_looks_like_image(path: str | os.PathLike[str]) -> bool:
+    """Whether the file's content starts like an image the demo decodes (a file that cannot be read does not)."""
+    try:
+        with open(path, "rb") as stream:
+            return looks_like_image(stream.read(12))
+    except OSError:
+        return False
 
 
 def load_image(

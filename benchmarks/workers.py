@@ -562,8 +562,93 @@ def bulk(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# -- evaluate: models on labelled images, against the forward passes of the same work alone -------------------------
+
+EVALUATED_MODELS = ("facemask-beit", "facemask-deit")  # BEiT-base and DeiT-base, both naming "Mask" and "No Mask"
+
+
+def evaluate(args: dict[str, Any]) -> dict[str, Any]:
+    """Evaluating the face-mask models on the photos in two class folders (decoding, batching and figures included),
+    against their forward passes on the same images, decoded beforehand; and the figures alone for 10,000 rows."""
+    from beit_demo.config import Settings
+    from beit_demo.evaluation.labelled import read_folder
+    from beit_demo.images import load_image
+    from beit_demo.inference.classify import classify
+    from beit_demo.service import DemoService
+
+    work = Path(args["work"])
+    photos = list(args["photos"])
+    for index in range(args["bulk_images"]):
+        folder = work / "evaluate-images" / ("Mask", "No Mask")[index % 2]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{index:03d}.jpg").write_bytes(Path(photos[index % len(photos)]).read_bytes())
+    service = DemoService(Settings.from_env())
+    labelled = read_folder(work / "evaluate-images")
+    settings = service.settings
+    pictures = [load_image(image.image, max_pixels=settings.max_pixels, min_size=448) for image in labelled.images]
+    clock = QuietClock()
+
+    def evaluation() -> None:
+        run = service.evaluate(labelled, list(EVALUATED_MODELS), None, TOP_K)
+        list(run.rows())
+        run.report()
+
+    def passes_alone() -> None:
+        for key in EVALUATED_MODELS:
+            with service.borrow(service.entry(key), None) as (loaded, _):
+                for start in range(0, len(pictures), settings.max_batch):
+                    classify(loaded, pictures[start : start + settings.max_batch], TOP_K)
+
+    evaluation()  # loads both models, warms the caches
+    seconds: dict[str, list[float]] = {"evaluation": [], "passes": []}
+    for _ in range(args["throughput_rounds"]):
+        seconds["evaluation"].append(clock.time(evaluation)[0])
+        seconds["passes"].append(clock.time(passes_alone)[0])
+    return {
+        "images": len(labelled.images),
+        "models": len(EVALUATED_MODELS),
+        "evaluation_s": statistics.median(seconds["evaluation"]),
+        "passes_s": statistics.median(seconds["passes"]),
+        "figures_s": _figures_for_rows(10_000),
+        "clock": clock.record(),
+    }
+
+
+def _figures_for_rows(count: int) -> float:
+    """Seconds to compute the report of two models from ``count`` rows over 10 folders (random readings)."""
+    import numpy as np
+
+    from beit_demo.evaluation.labelled import LabelledImage, LabelledSet
+    from beit_demo.service.evaluate import EvaluatedImage, EvaluationPlan, Reading, build_report
+
+    rng = np.random.default_rng(0)
+    folders = tuple(f"class {number}" for number in range(10))
+    mapping = {folder: (folder,) for folder in folders}
+    images = tuple(LabelledImage(f"{folders[n % 10]}/{n}.jpg", folders[n % 10], b"") for n in range(count))
+    labelled = LabelledSet(images, folders)
+    plan = EvaluationPlan((get_entry("facemask-beit"), get_entry("facemask-deit")), {}, folders, TOP_K)
+    plan = EvaluationPlan(plan.entries, {entry.key: mapping for entry in plan.entries}, folders, TOP_K)
+    rows = []
+    for image in images:
+        readings = {}
+        for entry in plan.entries:
+            shares = rng.dirichlet(np.ones(10))
+            order = np.argsort(-shares)
+            readings[entry.key] = Reading(
+                folders[order[0]],
+                float(shares[order[0]]),
+                tuple(folders[index] for index in order[:TOP_K]),
+                dict(zip(folders, shares.tolist(), strict=True)),
+            )
+        rows.append(EvaluatedImage(image.path, image.truth, readings))
+    started = time.perf_counter()
+    build_report(labelled, plan, rows, {entry.key: 1.0 for entry in plan.entries})
+    return time.perf_counter() - started
+
+
 WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "bulk": bulk,
+    "evaluate": evaluate,
     "prepare": prepare,
     "inference": inference,
     "memory": memory,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -42,6 +43,7 @@ ARTIFACTS = REPO_ROOT / "artifacts"
 README_SCREENSHOT = REPO_ROOT / "docs" / "screenshot.png"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
+EXAMPLES = REPO_ROOT / "examples"
 MODEL_LOAD_MS = 60_000  # a first classification downloads and loads the model; the rest take well under a second
 WEBCAM_PHOTO = PHOTOS / "chelsea.jpg"
 FACE_MASK_LABELS = {"Mask", "No Mask"}
@@ -599,3 +601,29 @@ def test_the_batch_tab_fills_a_row_per_file_and_offers_the_csv(open_page, tmp_pa
     lines = response.text().splitlines()
     assert lines[0] == "path,label,probability,top_k,error"
     assert sorted(line.split(",")[0] for line in lines[1:]) == sorted(path.name for path in files)
+
+
+def test_the_evaluate_tab_reads_a_zip_of_class_folders_and_shows_the_figures_and_the_report(open_page, tmp_path):
+    archive = tmp_path / "faces.zip"
+    with zipfile.ZipFile(archive, "w") as written:
+        for folder, photo in (("Mask", "astronaut_face_mask.jpg"), ("No Mask", "astronaut_face.jpg")):
+            for number in range(3):
+                written.writestr(f"{folder}/{number}.jpg", (EXAMPLES / photo).read_bytes())
+    page = open_page()
+    page.get_by_role("tab", name="Evaluate").click()
+    panel = visible_tab(page)
+    panel.locator("input[type=file]").first.set_input_files(archive)
+    expect(panel.get_by_role("row").filter(has_text="No Mask")).to_have_count(1)  # the mapping table's folders
+    panel.get_by_role("button", name="Evaluate", exact=True).click()
+    expect(panel.get_by_text(re.compile(r"6 images\s+in 2 folders"))).to_be_visible(timeout=2 * MODEL_LOAD_MS)
+    for key in ("facemask-beit", "facemask-deit"):  # a row of figures each: accuracy, its interval, ...
+        expect(panel.get_by_role("row").filter(has_text=key)).to_contain_text(re.compile(r"0\.\d{3}-\d\.\d{3}"))
+    expect(block(panel, "Confusion matrices").locator("img")).to_have_count(2)
+    expect(block(panel, "Reliability diagram").locator("img")).to_be_visible()
+    downloads = block(panel, "The report (JSON) and the rows (CSV)")
+    link = downloads.get_by_role("row", name=re.compile(r"report\.json")).get_by_role("link")
+    response = page.request.get(link.get_attribute("href"))
+    assert response.ok
+    report = response.json()
+    assert report["images"] == 6 and set(report["models"]) == {"facemask-beit", "facemask-deit"}
+    assert report["classes"] == ["Mask", "No Mask"]

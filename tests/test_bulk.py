@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from beit_demo.bulk.files import find_images, looks_like_image
+from beit_demo.bulk.files import find_images
 from beit_demo.catalog import CATALOG, get_entry
 from beit_demo.cli import main
 from beit_demo.config import Settings
+from beit_demo.images import file_looks_like_image
 from beit_demo.service import DemoService
 from beit_demo.testing.checkpoints import FASHION_MNIST_LABELS
 from tests.conftest import PHOTOS
@@ -45,7 +46,7 @@ def test_folders_are_recursed_and_images_recognised_by_their_content(folder):
     found = find_images([str(folder)])
     assert {path.name for path in found.files} == GOOD | {"broken.jpg"}
     assert found.skipped == 1 and found.missing == ()
-    assert not looks_like_image(folder / "notes.txt") and looks_like_image(folder / "sub" / "rocket.txt")
+    assert not file_looks_like_image(folder / "notes.txt") and file_looks_like_image(folder / "sub" / "rocket.txt")
     named = find_images([str(folder / "notes.txt"), str(folder / "nowhere")])
     assert [path.name for path in named.files] == ["notes.txt"]  # named on the command line: taken as it is
     assert named.missing == (str(folder / "nowhere"),)

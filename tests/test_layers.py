@@ -1,6 +1,7 @@
 """The package's layers: imports run one way, with no cycle, counting imports inside functions.
 
-base (errors, catalog data, config, image decoding, memory) <- hub and models <- inference <- service <- front ends.
+base (errors, catalog data, config, image decoding, memory, the evaluation's data and figures) <- hub and models <-
+inference <- service <- front ends.
 Read from the source with `ast`, so a lazy import inside a function counts as much as one at the top.
 """
 
@@ -16,11 +17,11 @@ from tests.conftest import REPO_ROOT
 PACKAGE = REPO_ROOT / "beit_demo"
 # Each module's layer, lowest first; a module may import its own layer and those below it, never one above.
 LAYERS = {
-    "base": ("errors", "catalog", "config", "images", "memory", "__init__"),
+    "base": ("errors", "catalog", "config", "images", "memory", "evaluation", "__init__"),
     "hub and models": ("hub", "hub_ids", "models"),
     "inference": ("inference",),
     "service": ("service",),
-    "front ends": ("ui", "cli", "bulk", "__main__"),
+    "front ends": ("ui", "cli", "cli_evaluate", "bulk", "__main__"),
 }
 LAYER_ORDER = list(LAYERS)
 

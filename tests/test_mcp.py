@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import http.server
+import io
 import threading
+import zipfile
 from collections.abc import Iterator
 
 import pytest
@@ -17,7 +19,7 @@ from tests.conftest import DATA, HUB, PHOTOS, RunningApp, running_app
 
 pytestmark = pytest.mark.app
 
-TOOLS = {"classify", "classify_batch", "compare", "detect_faces", "explain"}
+TOOLS = {"classify", "classify_batch", "compare", "detect_faces", "evaluate", "explain"}
 INTERNAL = {"model_status", "load_model", "select_model", "model_table", "prepare"}
 
 
@@ -149,12 +151,27 @@ GOOD_CALLS = {
     "compare": {"image": "PHOTO", "model_keys": ["fashion-mnist", "facemask-deit"], "top_k": 2},
     "detect_faces": {"image": "SCENE", "model_key": "facemask-deit", "min_face_score": 0.5},
     "explain": {"image": "PHOTO", "model_key": "fashion-mnist", "label": "", "method": ""},
+    "evaluate": {"archive": "ARCHIVE", "models": ["fashion-mnist"]},
 }
+
+
+def class_folders_zip() -> str:
+    """A zip of two class folders named after Fashion-MNIST labels (trousers, sneakers), as a data URL."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for folder, digit in (("trouser", 1), ("sneaker", 7)):
+            for path in sorted((DATA / "fashion-mnist").glob(f"{digit}_*.png")):
+                archive.writestr(f"{folder}/{path.name}", path.read_bytes())
+    return "data:application/zip;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def with_images(arguments: dict) -> dict:
     """The arguments with PHOTO and SCENE (alone or in a list) replaced by those images as data URLs."""
-    images = {"PHOTO": data_url(PHOTOS / "coffee.jpg"), "SCENE": data_url(DATA / "face-mask" / "scene_1.jpg")}
+    images = {
+        "PHOTO": data_url(PHOTOS / "coffee.jpg"),
+        "SCENE": data_url(DATA / "face-mask" / "scene_1.jpg"),
+        "ARCHIVE": class_folders_zip(),
+    }
 
     def swap(value: object) -> object:
         if isinstance(value, list):
@@ -171,8 +188,8 @@ def test_every_tool_answers_with_data_urls_and_an_error_is_one_sentence(app):
         answers, errors = {}, {}
         for tool, arguments in GOOD_CALLS.items():
             answers[tool] = await session.call_tool(tool, with_images(arguments))
-            key = "model_keys" if tool == "compare" else "model_key"
-            wrong = {**with_images(arguments), key: ["no-such-model"] if tool == "compare" else "no-such-model"}
+            key = {"compare": "model_keys", "evaluate": "models"}.get(tool, "model_key")
+            wrong = {**with_images(arguments), key: "no-such-model" if key == "model_key" else ["no-such-model"]}
             errors[tool] = await session.call_tool(tool, wrong)
         return answers, errors
 
@@ -181,6 +198,7 @@ def test_every_tool_answers_with_data_urls_and_an_error_is_one_sentence(app):
         assert not answer.isError, (tool, text_of(answer)[:500])
     assert any(label in text_of(answers["classify_batch"]) for label in FASHION_MNIST_LABELS)
     assert "3 faces" in text_of(answers["detect_faces"])
+    assert "12 images" in text_of(answers["evaluate"])
     for tool, error in errors.items():
         message = text_of(error)
         assert error.isError, tool

@@ -5,18 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-# The first bytes of each format the demo decodes (beit_demo.images.ALLOWED_FORMATS); WebP is RIFF....WEBP.
-_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
-
-
-def looks_like_image(path: Path) -> bool:
-    """Whether the file starts like a JPEG, PNG, GIF, WebP or BMP: by its content, whatever its name says."""
-    try:
-        with path.open("rb") as stream:
-            head = stream.read(12)
-    except OSError:
-        return False
-    return head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+from beit_demo.images import file_looks_like_image
 
 
 @dataclass(frozen=True)
@@ -40,7 +29,7 @@ def find_images(paths: list[str]) -> FoundImages:
             for candidate in sorted(path.rglob("*")):
                 if not candidate.is_file():
                     continue
-                if looks_like_image(candidate):
+                if file_looks_like_image(candidate):
                     files[candidate] = None
                 else:
                     skipped += 1

@@ -24,6 +24,7 @@ class Prediction:
     scores: dict[str, float]  # label -> probability, most likely first
     seconds: float  # wall time of preprocess + forward + postprocess for the batch this image was in
     pixel_values: torch.Tensor | None = None  # (3, H, W): the input the model got, for `model_view`
+    probabilities: torch.Tensor | None = None  # (num_labels,): every class's probability (a view of the batch's)
 
 
 def preprocess(loaded: LoadedModel, images: Sequence[Image.Image]) -> torch.Tensor:
@@ -46,8 +47,12 @@ def forward(loaded: LoadedModel, pixel_values: torch.Tensor) -> torch.Tensor:
 
 def postprocess(logits: torch.Tensor, labels: Sequence[str], top_k: int) -> list[dict[str, float]]:
     """Softmax and the ``top_k`` most likely labels per row (``top_k`` capped at the number of labels)."""
+    return top_labels(logits.softmax(dim=-1), labels, top_k)
+
+
+def top_labels(probabilities: torch.Tensor, labels: Sequence[str], top_k: int) -> list[dict[str, float]]:
+    """The ``top_k`` most likely labels of each row of probabilities (``top_k`` capped at the number of labels)."""
     k = max(1, min(int(top_k), len(labels)))
-    probabilities = logits.softmax(dim=-1)
     values, indices = probabilities.topk(k, dim=-1)
     return [
         {labels[index]: float(value) for value, index in zip(row_values.tolist(), row_indices.tolist(), strict=True)}
@@ -66,11 +71,12 @@ def classify(loaded: LoadedModel, images: Sequence[Image.Image], top_k: int | Se
     top_ks = [top_k] * len(images) if isinstance(top_k, int) else list(top_k)
     started = time.perf_counter()
     pixel_values = preprocess(loaded, images)
-    rows = postprocess(forward(loaded, pixel_values), loaded.labels, max(top_ks))
+    probabilities = forward(loaded, pixel_values).softmax(dim=-1)
+    rows = top_labels(probabilities, loaded.labels, max(top_ks))
     seconds = time.perf_counter() - started
     return [
-        Prediction(dict(itertools.islice(scores.items(), max(1, k))), seconds, pixels)
-        for scores, k, pixels in zip(rows, top_ks, pixel_values, strict=True)
+        Prediction(dict(itertools.islice(scores.items(), max(1, k))), seconds, pixels, row)
+        for scores, k, pixels, row in zip(rows, top_ks, pixel_values, probabilities, strict=True)
     ]
 
 
