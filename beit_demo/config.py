@@ -97,6 +97,10 @@ class Settings:
     # BEIT_DEMO_MAX_MODEL_BYTES: the most a typed Hub model's files (config, preprocessor config, weights) may take,
     # read from the repo listing before any weight is requested.
     max_model_bytes: int = 1_500_000_000
+    # BEIT_DEMO_LIVE_STREAMS: live camera streams answered at once; a further visitor waits in the queue for a turn.
+    live_streams: int = 2
+    # BEIT_DEMO_LIVE_SECONDS: how long one live stream runs before it gives others their turn (it may be restarted).
+    live_seconds: int = 120
     # GRADIO_SERVER_NAME / PORT (or GRADIO_SERVER_PORT): where the server listens. Spaces set both.
     server_name: str = "127.0.0.1"
     server_port: int = 7860
@@ -128,6 +132,8 @@ class Settings:
             hub_models=os.environ.get("BEIT_DEMO_HUB_MODELS", "1").strip().upper() not in {"0", "OFF", "NO", "FALSE"},
             max_hub_models=_int("BEIT_DEMO_MAX_HUB_MODELS", cls.max_hub_models),
             max_model_bytes=_int("BEIT_DEMO_MAX_MODEL_BYTES", cls.max_model_bytes),
+            live_streams=_int("BEIT_DEMO_LIVE_STREAMS", cls.live_streams),
+            live_seconds=_int("BEIT_DEMO_LIVE_SECONDS", cls.live_seconds),
             server_name=os.environ.get("GRADIO_SERVER_NAME", cls.server_name),
             server_port=int(port) if port else cls.server_port,
             hub_offline=_is_true("HF_HUB_OFFLINE"),

@@ -646,8 +646,61 @@ def _figures_for_rows(count: int) -> float:
     return time.perf_counter() - started
 
 
+# -- live: a camera stream of a scene with three faces, answered frame by frame ------------------------------------
+
+
+def _pan_frames(scene_path: str, count: int = 40) -> list[Image.Image]:
+    """640 x 480 frames of a slow pan over the scene (shown 600 px wide), back and forth."""
+    scene = Image.open(scene_path).convert("RGB")
+    shown = scene.resize((600, round(scene.height * 600 / scene.width)))
+    frames = []
+    for number in range(count):
+        shift = round(20 * ((number % 20) / 10 - 1)) * (1 if number // 20 % 2 == 0 else -1)
+        frame = Image.new("RGB", (640, 480), (90, 90, 90))
+        frame.paste(shown, (20 + shift, (480 - shown.height) // 2))
+        frames.append(frame)
+    return frames
+
+
+def live(args: dict[str, Any]) -> dict[str, Any]:
+    """Frames answered per second on a pan over three faces, the time until new faces are labelled, and the per-frame
+    work other than classification, in fp32 and int8 (full-size face-mask DeiT)."""
+    import dataclasses
+
+    import numpy as np
+
+    from beit_demo.config import Settings
+    from beit_demo.service import DemoService, LiveSession
+
+    frames = [np.asarray(frame) for frame in _pan_frames(args["scene"])]  # as the browser's stream hands them over
+    results = {}
+    for precision in ("fp32", "int8"):
+        service = DemoService(dataclasses.replace(Settings.from_env(), precision=precision))
+        service.prepare("facemask-deit")
+        service.live_frame(LiveSession(), frames[0], "facemask-deit")  # warm-up
+        first = []
+        for _ in range(3):  # a stream starting: three new faces, labelled when the first frame is answered
+            started = time.perf_counter()
+            answer = service.live_frame(LiveSession(), frames[0], "facemask-deit")
+            first.append(time.perf_counter() - started)
+            assert answer is not None and len(answer.faces) == 3 and all(face.scores for face in answer.faces)
+        session, other, answered = LiveSession(), [], 0
+        started = time.perf_counter()
+        while time.perf_counter() - started < args["live_seconds"]:
+            answer = service.live_frame(session, frames[answered % len(frames)], "facemask-deit")
+            answered += 1
+            other.append(sum(seconds for stage, seconds in answer.seconds.items() if stage != "classify"))
+        results[precision] = {
+            "frames_per_s": answered / (time.perf_counter() - started),
+            "first_label_s": statistics.median(first),
+            "other_ms": _median_ms(other),
+        }
+    return results
+
+
 WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "bulk": bulk,
+    "live": live,
     "evaluate": evaluate,
     "prepare": prepare,
     "inference": inference,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -627,3 +628,45 @@ def test_the_evaluate_tab_reads_a_zip_of_class_folders_and_shows_the_figures_and
     report = response.json()
     assert report["images"] == 6 and set(report["models"]) == {"facemask-beit", "facemask-deit"}
     assert report["classes"] == ["Mask", "No Mask"]
+
+
+def write_pan_video(path: Path) -> None:
+    """A Y4M video of a slow pan over a face-mask scene (three faces), back and forth, 10 frames a second."""
+    from tests.test_live import SCENE, frame_of
+
+    scene = Image.open(SCENE).convert("RGB")
+    shifts = [*range(-20, 21, 2), *range(20, -21, -2)]
+    with path.open("wb") as video:
+        video.write(b"YUV4MPEG2 W640 H480 F10:1 Ip A1:1 C420jpeg\n")
+        for shift in shifts:
+            luma, blue, red = frame_of(scene, shift).convert("YCbCr").split()
+            video.write(
+                b"FRAME\n" + luma.tobytes() + blue.resize((320, 240)).tobytes() + red.resize((320, 240)).tobytes()
+            )
+
+
+def test_the_live_tab_answers_a_panning_camera_several_times_a_second_and_counts_the_faces(app, tmp_path, request):
+    video = tmp_path / "pan.y4m"
+    write_pan_video(video)
+    camera = ["--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}"]
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *camera])
+        try:
+            page = browser.new_context(viewport=DESKTOP, permissions=["camera"]).new_page()
+            page.goto(app.url)
+            page.get_by_role("tab", name="Live").click()
+            panel = visible_tab(page)
+            panel.get_by_text("Click to Access Webcam").click()
+            expect(panel.locator("video")).to_be_visible()
+            panel.get_by_role("button", name="capture photo").click()  # the record button starts the stream
+            answered = block(panel, "Live: the faces and what the model says").locator("img")
+            expect(answered).to_be_visible(timeout=MODEL_LOAD_MS)
+            expect(panel.get_by_text(re.compile(r"^3 faces: "))).to_be_visible(timeout=MODEL_LOAD_MS)
+            sources, started = set(), time.monotonic()
+            while time.monotonic() - started < 3:
+                sources.add(answered.get_attribute("src"))
+                page.wait_for_timeout(40)
+            save_screenshot(page, request.node.name)
+        finally:
+            browser.close()
+    assert len(sources) / 3 >= 3, len(sources)  # new frames, several a second (tiny models: detection dominates)

@@ -13,12 +13,20 @@ from beit_demo.ui.tabs.batch import BatchTab
 from beit_demo.ui.tabs.classify import ClassifyTab
 from beit_demo.ui.tabs.compare import CompareTab
 from beit_demo.ui.tabs.evaluate import EvaluateTab
+from beit_demo.ui.tabs.live import LiveTab
 from beit_demo.ui.tabs.models import ModelsTab
 
 __all__ = ["EXAMPLES_DIR", "TABS", "UPLOAD_LIFETIME_S", "build_demo"]
 
 UPLOAD_LIFETIME_S = 3600  # uploads and results are deleted this long after they arrive (checked every 10 min)
-TABS: tuple[type[Tab], ...] = (ClassifyTab, CompareTab, BatchTab, EvaluateTab, ModelsTab)  # in the page's order
+TABS: tuple[type[Tab], ...] = (
+    ClassifyTab,
+    CompareTab,
+    BatchTab,
+    EvaluateTab,
+    LiveTab,
+    ModelsTab,
+)  # in the page's order
 
 
 def build_demo(service: DemoService) -> gr.Blocks:

@@ -119,7 +119,7 @@ def _compare_cells(outcome: CompareOutcome) -> str:
         report = outcome.faces
         timing = f"{report.seconds * 1000:.0f} ms | {weights_source(report.origin)}"
         if report.faces:
-            return f"{_count_faces(report.faces)} | — | {timing}"
+            return f"{count_faces(report.faces)} | — | {timing}"
         label, probability = next(iter(report.whole_photo.items()))
         return f"no face found; whole photo: {label} | {probability:.1%} | {timing}"
     result = outcome.classification
@@ -229,7 +229,7 @@ def face_rows(faces: dict) -> list[list]:
 FACE_TABLE_HEADERS = ["face", "label", "probability", "face score", "box (x0, y0, x1, y1)"]
 
 
-def _count_faces(faces: Sequence[JudgedFace]) -> str:
+def count_faces(faces: Sequence[JudgedFace]) -> str:
     """ "3 faces: 2 with a mask, 1 without", or the count per label when the labels do not say "mask"."""
     return f"{_plural(len(faces), 'face')}: {_verdicts(faces)}"
 
@@ -261,7 +261,7 @@ def face_summary(report: FaceReport) -> str:
         notes.append(f"the {len(report.faces)} most face-like of {len(report.faces) + found.capped} are shown")
     if found.too_small:
         notes.append(f"{found.too_small} under {MIN_FACE_SIDE} px skipped")
-    return _count_faces(report.faces) + (f" ({'; '.join(notes)})" if notes else "") + "."
+    return count_faces(report.faces) + (f" ({'; '.join(notes)})" if notes else "") + "."
 
 
 def explained_text(result: Explanation) -> str:
