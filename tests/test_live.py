@@ -87,15 +87,15 @@ def test_the_handler_tracks_the_known_faces_and_classifies_only_those_due():
     service = DemoService(Settings())
     scene = Image.open(SCENE).convert("RGB")
     session = LiveSession()
-    first = service.live_frame(session, frame_of(scene, 0), "facemask-deit", now=100.0)
+    first = service.live_frame(session, frame_of(scene, 0), "facemask-deit", now=100.0, wait=True)
     faces = len(known_faces(SCENE.name))
     assert len(first.faces) == faces and first.classified == faces
     assert live_line(first).startswith(f"{faces} faces: ")
     ids = {track.id for track in session.tracker.tracks}
-    soon = service.live_frame(session, frame_of(scene, 4), "facemask-deit", now=100.1)  # panned 4 px
+    soon = service.live_frame(session, frame_of(scene, 4), "facemask-deit", now=100.1, wait=True)  # panned 4 px
     assert soon.classified == 0 and {track.id for track in session.tracker.tracks} == ids
     assert all(face.scores for face in soon.faces)  # still labelled, from the first classification
-    later = service.live_frame(session, frame_of(scene, 8), "facemask-deit", now=100.1 + RECLASSIFY_S)
+    later = service.live_frame(session, frame_of(scene, 8), "facemask-deit", now=101.0 + RECLASSIFY_S, wait=True)
     assert later.classified == faces and {track.id for track in session.tracker.tracks} == ids
     assert later.frame.size == (640, 480) and later.frame.tobytes() != frame_of(scene, 8).tobytes()  # boxes drawn
 
@@ -115,7 +115,7 @@ def test_the_newest_frame_is_answered_and_the_frames_that_arrive_meanwhile_are_d
     session = LiveSession()
     answers: list = []
     worker = threading.Thread(
-        target=lambda: answers.append(service.live_frame(session, numbered(scene, 1), "facemask-deit"))
+        target=lambda: answers.append(service.live_frame(session, numbered(scene, 1), "facemask-deit", wait=True))
     )
     worker.start()
     deadline = time.monotonic() + 10
@@ -127,6 +127,23 @@ def test_the_newest_frame_is_answered_and_the_frames_that_arrive_meanwhile_are_d
     (answer,) = answers
     assert answer.frame.getpixel((5, 5)) == (160, 160, 160)  # frame 4's corner
     assert (session.answered, session.dropped) == (2, 2)
+
+
+def test_the_stream_goes_on_while_the_faces_are_classified_beside_it():
+    """Without waiting, a frame is answered at once with the labels known so far; the labels of a classification
+    that ran beside the stream reach the first frame after it ends."""
+    service = DemoService(Settings())
+    scene = Image.open(SCENE).convert("RGB")
+    service.prepare("facemask-deit")
+    session = LiveSession()
+    first = service.live_frame(session, frame_of(scene, 0), "facemask-deit")
+    assert first.classified == 3 and not any(face.scores for face in first.faces)  # started, not yet known
+    deadline = time.monotonic() + 30
+    while session.classifying and time.monotonic() < deadline:
+        time.sleep(0.01)
+    following = service.live_frame(session, frame_of(scene, 2), "facemask-deit")
+    assert following.classified == 0 and all(face.scores for face in following.faces)
+    assert live_line(following).startswith("3 faces: ")
 
 
 def test_a_model_without_faces_classifies_the_frame_a_few_times_a_second_and_keeps_its_answer():

@@ -3,8 +3,10 @@
 Per frame, for a face-mask model: the faces are found on a shrunk copy of the frame, matched to the tracks of the
 frames before (`beit_demo.inference.tracking`), and only the faces that are due (a new track, one not classified for
 a while, one that moved a lot) are classified, all in one batched pass through the shared batcher, holding a work slot
-like any request. Each track's probabilities are smoothed over time, and the frame is drawn with the boxes and their
-smoothed labels. A model without faces classifies the whole frame a few times a second and keeps its last answer.
+like any request. That pass runs beside the stream (one at a time per session): the frames go on being answered with
+the labels known so far, and the new ones are applied to the first frame after it ends. Each track's probabilities
+are smoothed over time, and the frame is drawn with the boxes and their smoothed labels. A model without faces
+classifies the whole frame a few times a second and keeps its last answer.
 
 The newest frame is always the one answered: a frame that arrives while the session is busy waits in a one-frame
 mailbox, and a newer one replaces it (the older is dropped, never queued).
@@ -20,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from beit_demo.catalog import CatalogEntry
-from beit_demo.errors import ImageLoadError
+from beit_demo.errors import DemoError, ImageLoadError
 from beit_demo.inference.faces import MIN_FACE_SIDE, JudgedFace, crop_box, wears_mask
 from beit_demo.inference.tracking import FaceTracker, Track
 from beit_demo.service.classify import adapted
@@ -55,6 +57,9 @@ class LiveSession:
     last_frame_at: float = -1e9
     answered: int = 0
     dropped: int = 0  # frames replaced by a newer one before they were answered
+    _job: threading.Thread | None = None  # the faces' classification running beside the stream, if any
+    error: DemoError | None = None  # why the last classification beside the stream failed, for the next frame
+    _finished: list[tuple[int, dict[str, float], tuple, float]] = field(default_factory=list)  # id, scores, box, when
     _pending: Image.Image | None = None
     _mailbox: threading.Lock = field(default_factory=threading.Lock)
     _busy: threading.Lock = field(default_factory=threading.Lock)
@@ -74,6 +79,26 @@ class LiveSession:
     def restart(self, model_key: str) -> None:
         """Forget the tracks and answers (a new stream, or another model)."""
         self.model_key, self.tracker, self.scores, self.scored_at = model_key, FaceTracker(), None, -1e9
+        with self._mailbox:
+            self._finished = []
+
+    @property
+    def classifying(self) -> bool:
+        return self._job is not None and self._job.is_alive()
+
+    def finish(self, results: list[tuple[int, dict[str, float], tuple, float]]) -> None:
+        with self._mailbox:
+            self._finished.extend(results)
+
+    def apply_finished(self) -> None:
+        """Blend the classifications that ended since the last frame into their tracks (ended tracks are skipped)."""
+        with self._mailbox:
+            finished, self._finished = self._finished, []
+        tracks = {track.id: track for track in self.tracker.tracks}
+        for track_id, scores, box, when in finished:
+            if track_id in tracks:
+                tracks[track_id].update_scores(scores, when)
+                tracks[track_id].classified_box = box
 
 
 def live_frame(
@@ -83,9 +108,14 @@ def live_frame(
     model_key: str,
     min_face_score: float | str = 0.5,
     now: float | None = None,
+    wait: bool = False,
 ) -> LiveAnswer | None:
     """Answer the newest frame of ``session``; None when another call is answering it already (it takes this frame,
     or a newer one).
+
+    Args:
+        now: the frame's time in seconds (default: the monotonic clock), for the tracks' schedule.
+        wait: wait for the faces' classification this frame starts, and show its labels in this answer.
 
     Raises:
         DemoError: a bad model key or face score, a frame over the pixel limit, a model that cannot be had.
@@ -105,7 +135,7 @@ def live_frame(
                 session.restart(entry.key)
             session.last_frame_at = moment
             if entry.classifies_faces:
-                answer = _faces_frame(core, session, entry, newest, score, moment)
+                answer = _faces_frame(core, session, entry, newest, score, moment, wait)
             else:
                 answer = _whole_frame(core, session, entry, newest, moment)
             session.answered += 1
@@ -115,7 +145,13 @@ def live_frame(
 
 
 def _faces_frame(
-    core: ServiceCore, session: LiveSession, entry: CatalogEntry, frame: Image.Image, min_score: float, now: float
+    core: ServiceCore,
+    session: LiveSession,
+    entry: CatalogEntry,
+    frame: Image.Image,
+    min_score: float,
+    now: float,
+    wait: bool,
 ) -> LiveAnswer:
     from beit_demo.models.face_detector import shared_detector
 
@@ -128,16 +164,26 @@ def _faces_frame(
     kept = [(box, face.score) for box, face in zip(boxes, detected, strict=True) if _side(box) >= MIN_FACE_SIDE]
     seconds["detect"] = time.perf_counter() - started
     started = time.perf_counter()
+    if session.error is not None:
+        error, session.error = session.error, None
+        raise error
     tracks = session.tracker.update([box for box, _ in kept], [score for _, score in kept])
-    due = [track for track in tracks if track.due(now)]
+    session.apply_finished()
+    due = [] if session.classifying else [track for track in tracks if track.due(now)]
     seconds["track"] = time.perf_counter() - started
     started = time.perf_counter()
     if due:
         crops = [frame.crop(crop_box(track.box, frame.width, frame.height)) for track in due]
-        with core.borrow(entry, None) as (loaded, _), core.work_slots:
-            predictions = core.batcher.classify_together(loaded, crops, top_k=len(loaded.labels))
-        for track, prediction in zip(due, predictions, strict=True):
-            track.update_scores(prediction.scores, now)
+        boxes = [track.box for track in due]
+        ids = [track.id for track in due]
+        job = threading.Thread(
+            target=_classify_faces, args=(core, entry, session, ids, boxes, crops, now), daemon=True
+        )
+        session._job = job
+        job.start()
+        if wait:
+            job.join()
+            session.apply_finished()
     seconds["classify"] = time.perf_counter() - started
     started = time.perf_counter()
     drawn = _draw_tracks(frame, tracks)
@@ -146,6 +192,28 @@ def _faces_frame(
         JudgedFace(tuple(round(value) for value in track.box), track.face_score, track.scores) for track in tracks
     )
     return LiveAnswer(drawn, faces, None, len(due), seconds)
+
+
+def _classify_faces(
+    core: ServiceCore,
+    entry: CatalogEntry,
+    session: LiveSession,
+    ids: list[int],
+    boxes: list,
+    crops: list,
+    frame_time: float,
+) -> None:
+    """The due faces of one frame in one batched pass, beside the stream; the results wait for the next frame, dated
+    on the frames' clock (the frame's time plus how long the pass took)."""
+    started = time.monotonic()
+    try:
+        with core.borrow(entry, None) as (loaded, _), core.work_slots:
+            predictions = core.batcher.classify_together(loaded, crops, top_k=len(loaded.labels))
+    except DemoError as err:  # a model that cannot be had: the next frame says why
+        session.error = err
+        return
+    finished = frame_time + time.monotonic() - started
+    session.finish([(n, p.scores, box, finished) for n, p, box in zip(ids, predictions, boxes, strict=True)])
 
 
 def _whole_frame(
