@@ -135,6 +135,16 @@ def visible_tab(page: Page) -> Locator:
     return page.get_by_role("tabpanel")
 
 
+def open_tab(page: Page, name: str) -> None:
+    """Open a tab as a person does: its button, or on a narrow screen the "More tabs" menu when it is there."""
+    tab = page.get_by_role("tab", name=name, exact=True)
+    if tab.is_visible():
+        tab.click()
+        return
+    page.get_by_role("button", name="More tabs").click()
+    page.locator(".overflow-dropdown").get_by_role("button", name=name, exact=True).click()
+
+
 def upload(scope: Locator, path: Path) -> None:
     """Choose a file in the image input of ``scope``, as a person does with the file picker."""
     scope.get_by_test_id("image").locator("input[data-testid=file-upload]").first.set_input_files(path)
@@ -219,6 +229,8 @@ def sideways_overflow(page: Page) -> list[str]:
             const controls = "button, input, textarea, select, a, [role=tab], [role=checkbox], [role=listbox]";
             return [...document.querySelectorAll(controls)]
                 .filter((element) => element.getClientRects().length > 0)
+                // Gradio measures the tab bar with a copy of its buttons in a visually hidden box: never seen
+                .filter((element) => !element.closest(".visually-hidden"))
                 .filter((element) => {
                     const box = element.getBoundingClientRect();
                     return box.width > 0 && (box.left < -0.5 || box.right > width + 0.5);
@@ -426,7 +438,7 @@ def test_a_phone_sized_screen_has_no_sideways_scrolling_and_every_control_in_rea
     assert page_scroll_width(page) == (PHONE["width"], PHONE["width"])
     assert sideways_overflow(page) == []
 
-    page.get_by_role("tab", name="Models", exact=True).click()
+    open_tab(page, "Models")  # on a phone, the tabs that do not fit are under "More tabs"
     panel = visible_tab(page)
     expect(panel.get_by_role("button", name="Download and load now")).to_be_visible()
     assert page_scroll_width(page) == (PHONE["width"], PHONE["width"])
@@ -645,28 +657,30 @@ def write_pan_video(path: Path) -> None:
             )
 
 
-def test_the_live_tab_answers_a_panning_camera_several_times_a_second_and_counts_the_faces(app, tmp_path, request):
+def test_the_live_tab_answers_a_panning_camera_several_times_a_second_and_counts_the_faces(
+    app, browser, tmp_path, request
+):
     video = tmp_path / "pan.y4m"
     write_pan_video(video)
     camera = ["--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}"]
-    with sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *camera])
-        try:
-            page = browser.new_context(viewport=DESKTOP, permissions=["camera"]).new_page()
-            page.goto(app.url)
-            page.get_by_role("tab", name="Live").click()
-            panel = visible_tab(page)
-            panel.get_by_text("Click to Access Webcam").click()
-            expect(panel.locator("video")).to_be_visible()
-            panel.get_by_role("button", name="capture photo").click()  # the record button starts the stream
-            answered = block(panel, "Live: the faces and what the model says").locator("img")
-            expect(answered).to_be_visible(timeout=MODEL_LOAD_MS)
-            expect(panel.get_by_text(re.compile(r"^3 faces: "))).to_be_visible(timeout=MODEL_LOAD_MS)
-            sources, started = set(), time.monotonic()
-            while time.monotonic() - started < 3:
-                sources.add(answered.get_attribute("src"))
-                page.wait_for_timeout(40)
-            save_screenshot(page, request.node.name)
-        finally:
-            browser.close()
+    # A Chromium of its own: its fake camera plays the pan (the module's plays a still photo).
+    panning = browser.browser_type.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *camera])
+    try:
+        page = panning.new_context(viewport=DESKTOP, permissions=["camera"]).new_page()
+        page.goto(app.url)
+        page.get_by_role("tab", name="Live").click()
+        panel = visible_tab(page)
+        panel.get_by_text("Click to Access Webcam").click()
+        expect(panel.locator("video")).to_be_visible()
+        panel.get_by_role("button", name="capture photo").click()  # the record button starts the stream
+        answered = block(panel, "Live: the faces and what the model says").locator("img")
+        expect(answered).to_be_visible(timeout=MODEL_LOAD_MS)
+        expect(panel.get_by_text(re.compile(r"^3 faces: "))).to_be_visible(timeout=MODEL_LOAD_MS)
+        sources, started = set(), time.monotonic()
+        while time.monotonic() - started < 3:
+            sources.add(answered.get_attribute("src"))
+            page.wait_for_timeout(40)
+        save_screenshot(page, request.node.name)
+    finally:
+        panning.close()
     assert len(sources) / 3 >= 3, len(sources)  # new frames, several a second (tiny models: detection dominates)
