@@ -25,7 +25,7 @@ from beit_demo.cli import main
 from beit_demo.config import Settings
 from beit_demo.errors import InvalidRequestError
 from beit_demo.evaluation.figures import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, CALIBRATION_BINS, OTHER
-from beit_demo.evaluation.labelled import ArchiveLimits, read_folder, read_zip
+from beit_demo.evaluation.labelled import ArchiveLimits, read_folder, read_zip, zip_folders
 from beit_demo.service import DemoService
 from tests.conftest import HUB
 from tests.explain_cases import CASES, cached_model, scene, untrained
@@ -357,6 +357,7 @@ def test_a_zip_of_class_folders_inside_a_top_folder_reads_as_the_folder_does(sce
         (image.path, image.truth) for image in from_folder.images
     ]
     assert (labelled.skipped_top_level, labelled.skipped_not_images) == (1, 1)
+    assert zip_folders(zipped(members)) == labelled.classes  # the page's table, from the zip's directory alone
 
 
 def zip_of_folder(root: Path) -> bytes:

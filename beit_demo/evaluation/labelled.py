@@ -6,6 +6,7 @@ from the archive is only ever a label and a row's name, not a path. Each refusal
 
 from __future__ import annotations
 
+import contextlib
 import io
 import stat
 import zipfile
@@ -78,6 +79,16 @@ def read_folder(root: str | Path) -> LabelledSet:
     return _labelled(images, skipped_top, skipped_other)
 
 
+def zip_folders(archive: str | Path | bytes, limits: ArchiveLimits = ArchiveLimits()) -> tuple[str, ...]:  # noqa: B008
+    """The class folders a zip names, from its directory alone (no member is read): for the page's mapping table.
+
+    Raises:
+        InvalidRequestError: as `read_zip`, for what the directory shows.
+    """
+    with _checked_zip(archive, limits) as (_, members, top):
+        return tuple(sorted({_parts(member, top)[0] for member in members if len(_parts(member, top)) >= 2}))
+
+
 def read_zip(archive: str | Path | bytes, limits: ArchiveLimits = ArchiveLimits()) -> LabelledSet:  # noqa: B008
     """The class folders of a zip (optionally all under one top folder), read in memory within ``limits``.
 
@@ -85,6 +96,33 @@ def read_zip(archive: str | Path | bytes, limits: ArchiveLimits = ArchiveLimits(
         InvalidRequestError: not a zip, or an entry that is a link, leaves the archive ('..' or an absolute path) or
             is an archive itself, or the zip is over a cap or compressed like a zip bomb. The sentence names it.
     """
+    with _checked_zip(archive, limits) as (opened, members, top):
+        images, skipped_top, skipped_other, total = [], 0, 0, 0
+        for member in sorted(members, key=lambda member: member.filename):
+            parts = _parts(member, top)
+            if len(parts) < 2:
+                skipped_top += 1
+                continue
+            if member.compress_size and member.file_size / member.compress_size > limits.max_ratio:
+                ratio = member.file_size // member.compress_size
+                raise InvalidRequestError(
+                    f"The archive entry {_quoted(member.filename)} is compressed {ratio} to 1, as zip bombs are: "
+                    "the upload was refused."
+                )
+            data = _read_member(opened, member, limits.max_bytes - total)
+            total += len(data)
+            if data.startswith(_ARCHIVE_SIGNATURES):
+                raise _nested(member.filename)
+            if looks_like_image(data[:12]):
+                images.append(LabelledImage("/".join(parts), parts[0], data))
+            else:
+                skipped_other += 1
+    return _labelled(images, skipped_top, skipped_other)
+
+
+@contextlib.contextmanager
+def _checked_zip(archive: str | Path | bytes, limits: ArchiveLimits):
+    """The open zip, its file members and their common top folder, once every name and the caps were checked."""
     try:
         opened = zipfile.ZipFile(archive if isinstance(archive, (str, Path)) else io.BytesIO(archive))
     except (zipfile.BadZipFile, OSError, ValueError):
@@ -106,28 +144,12 @@ def read_zip(archive: str | Path | bytes, limits: ArchiveLimits = ArchiveLimits(
                 f"The archive unpacks to {_megabytes(declared)}, more than the {_megabytes(limits.max_bytes)} this "
                 "demo reads: evaluate a smaller sample."
             )
-        top = _common_top_folder([member.filename for member in members])
-        images, skipped_top, skipped_other, total = [], 0, 0, 0
-        for member in sorted(members, key=lambda member: member.filename):
-            parts = PurePosixPath(member.filename).parts[1 if top else 0 :]
-            if len(parts) < 2:
-                skipped_top += 1
-                continue
-            if member.compress_size and member.file_size / member.compress_size > limits.max_ratio:
-                ratio = member.file_size // member.compress_size
-                raise InvalidRequestError(
-                    f"The archive entry {_quoted(member.filename)} is compressed {ratio} to 1, as zip bombs are: "
-                    "the upload was refused."
-                )
-            data = _read_member(opened, member, limits.max_bytes - total)
-            total += len(data)
-            if data.startswith(_ARCHIVE_SIGNATURES):
-                raise _nested(member.filename)
-            if looks_like_image(data[:12]):
-                images.append(LabelledImage("/".join(parts), parts[0], data))
-            else:
-                skipped_other += 1
-    return _labelled(images, skipped_top, skipped_other)
+        yield opened, members, _common_top_folder([member.filename for member in members])
+
+
+def _parts(member: zipfile.ZipInfo, top: str | None) -> tuple[str, ...]:
+    """A member's path below the common top folder, as parts."""
+    return PurePosixPath(member.filename).parts[1 if top else 0 :]
 
 
 def _check_member(member: zipfile.ZipInfo) -> None:

@@ -17,7 +17,7 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 
 from beit_demo.errors import InvalidRequestError
-from beit_demo.evaluation.labelled import LabelledSet, read_zip
+from beit_demo.evaluation.labelled import LabelledSet, read_zip, zip_folders
 from beit_demo.evaluation.mapping import parse_map_options, suggest
 from beit_demo.evaluation.summary import FIGURE_HEADERS, coverage_lines, figure_rows, pair_sentence
 from beit_demo.images import load_image
@@ -30,10 +30,12 @@ from beit_demo.ui.shared import (
     model_picker,
     progress_reporter,
     shows_errors,
-    task_limits,
 )
 
 EVALUATE_DEFAULT = ("facemask-beit", "facemask-deit")
+# An evaluation holds its archive's images in memory (up to 300 MB): one at a time, apart from the other tabs' queue.
+# Its forward passes still share the work slots and the batcher with every request.
+EVALUATE_LIMITS = {"concurrency_limit": 1, "concurrency_id": "evaluate"}
 MAPPING_HEADERS = ["folder", "labels (| between; empty: the labels named like the folder)"]
 MAX_GALLERY = 24  # mistakes and suspects shown (the report lists them all)
 THUMBNAIL = 256
@@ -82,7 +84,7 @@ class EvaluateTab(Tab):
         archive.change(self.folders_of, inputs=archive, outputs=mapping, api_name=False)
         suggest_button.click(self.suggest_labels, inputs=[word, models], outputs=suggestions, api_name=False)
         word.submit(self.suggest_labels, inputs=[word, models], outputs=suggestions, api_name=False)
-        limits = task_limits(page.settings)
+        limits = EVALUATE_LIMITS
         inputs = [archive, models, top_k, mapping]
         button.click(
             self.evaluate_view,
@@ -173,7 +175,7 @@ class EvaluateTab(Tab):
         """The table's rows after an upload: one per class folder, labels left to the automatic match."""
         if not archive:
             return []
-        return [[folder, ""] for folder in read_zip(archive).classes]
+        return [[folder, ""] for folder in zip_folders(archive)]
 
     @shows_errors
     def suggest_labels(self, word: str, models: list[str]) -> str:
