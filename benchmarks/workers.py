@@ -626,8 +626,8 @@ def _figures_for_rows(count: int) -> float:
     mapping = {folder: (folder,) for folder in folders}
     images = tuple(LabelledImage(f"{folders[n % 10]}/{n}.jpg", folders[n % 10], b"") for n in range(count))
     labelled = LabelledSet(images, folders)
-    plan = EvaluationPlan((get_entry("facemask-beit"), get_entry("facemask-deit")), {}, folders, TOP_K)
-    plan = EvaluationPlan(plan.entries, {entry.key: mapping for entry in plan.entries}, folders, TOP_K)
+    entries = (get_entry("facemask-beit"), get_entry("facemask-deit"))
+    plan = EvaluationPlan(entries, {entry.key: mapping for entry in entries}, folders, TOP_K)
     rows = []
     for image in images:
         readings = {}

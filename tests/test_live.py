@@ -165,3 +165,18 @@ def test_a_frame_over_the_pixel_limit_is_refused_with_a_sentence():
     service = DemoService(replace(Settings(), max_pixels=100_000))
     with pytest.raises(ImageLoadError, match="camera frame is larger"):
         service.live_frame(LiveSession(), Image.new("RGB", (640, 480)), "facemask-deit")
+
+
+def test_a_classification_that_ends_after_the_stream_restarted_is_not_applied_to_the_new_faces():
+    session = LiveSession()
+    old = session.tracker
+    (track,) = old.update([(10, 10, 60, 60)], [0.9])
+    session.restart("facemask-beit")  # another model: the new tracker's ids start at 1 again
+    (new,) = session.tracker.update([(10, 10, 60, 60)], [0.9])
+    assert new.id == track.id
+    session.finish(old, [(track.id, {"Mask": 1.0}, track.box, 0.0)])
+    session.apply_finished()
+    assert new.scores == {}
+    session.finish(session.tracker, [(new.id, {"Mask": 1.0}, new.box, 0.0)])
+    session.apply_finished()
+    assert new.label == "Mask"

@@ -86,9 +86,12 @@ class LiveSession:
     def classifying(self) -> bool:
         return self._job is not None and self._job.is_alive()
 
-    def finish(self, results: list[tuple[int, dict[str, float], tuple, float]]) -> None:
+    def finish(self, tracker: FaceTracker, results: list[tuple[int, dict[str, float], tuple, float]]) -> None:
+        """Keep a classification's results for the next frame, unless the session restarted meanwhile (its track
+        ids would name the new tracker's faces, and its labels may be another model's)."""
         with self._mailbox:
-            self._finished.extend(results)
+            if tracker is self.tracker:
+                self._finished.extend(results)
 
     def apply_finished(self) -> None:
         """Blend the classifications that ended since the last frame into their tracks (ended tracks are skipped)."""
@@ -177,7 +180,9 @@ def _faces_frame(
         boxes = [track.box for track in due]
         ids = [track.id for track in due]
         job = threading.Thread(
-            target=_classify_faces, args=(core, entry, session, ids, boxes, crops, now), daemon=True
+            target=_classify_faces,
+            args=(core, entry, session, session.tracker, ids, boxes, crops, now),
+            daemon=True,
         )
         session._job = job
         job.start()
@@ -198,6 +203,7 @@ def _classify_faces(
     core: ServiceCore,
     entry: CatalogEntry,
     session: LiveSession,
+    tracker: FaceTracker,
     ids: list[int],
     boxes: list,
     crops: list,
@@ -213,7 +219,11 @@ def _classify_faces(
         session.error = err
         return
     finished = frame_time + time.monotonic() - started
-    session.finish([(n, p.scores, box, finished) for n, p, box in zip(ids, predictions, boxes, strict=True)])
+    results = [
+        (number, prediction.scores, box, finished)
+        for number, prediction, box in zip(ids, predictions, boxes, strict=True)
+    ]
+    session.finish(tracker, results)
 
 
 def _whole_frame(
