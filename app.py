@@ -5,7 +5,7 @@ from starlette.middleware import Middleware
 from beit_demo.config import Settings
 from beit_demo.service import DemoService
 from beit_demo.ui.body_limit import BodyLimit
-from beit_demo.ui.page import EXAMPLES_DIR, build_demo
+from beit_demo.ui.page import EXAMPLES_DIR, build_demo, page_head
 
 settings = Settings.from_env()
 service = DemoService(settings)
@@ -22,6 +22,7 @@ def main() -> None:
         max_file_size=settings.max_file_size,
         allowed_paths=[str(EXAMPLES_DIR)],
         enable_monitoring=False,
+        head=page_head(settings),  # a shared link's preview: the title and, on a Space, the screenshot
         mcp_server=True,  # the public endpoints as MCP tools, at /gradio_api/mcp/ (README, "MCP")
         prevent_thread_lock=True,
         # Bodies past the cap are refused before any route reads them (README, "Security and limits").

@@ -8,7 +8,7 @@ defaults are set here by `apply_environment_defaults` before huggingface_hub is 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from beit_demo.catalog import CATALOG, get_entry
 from beit_demo.errors import ConfigError
@@ -53,6 +53,12 @@ def _int(name: str, default: int, minimum: int = 1) -> int:
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}.")
     return value
+
+
+def _default_share_dir() -> str:
+    """Beside the model cache: on a Space whose HF_HOME is on persistent storage, shares outlive a restart too."""
+    home = os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface")
+    return os.path.join(home, "beit-demo-shares")
 
 
 def _is_true(name: str) -> bool:
@@ -101,9 +107,23 @@ class Settings:
     live_streams: int = 2
     # BEIT_DEMO_LIVE_SECONDS: how long one live stream runs before it gives others their turn (it may be restarted).
     live_seconds: int = 120
+    # BEIT_DEMO_UPLOAD_LIFETIME_S: uploads and results in Gradio's cache are deleted this long after they arrive (the
+    # clean-up runs every min(600, lifetime) seconds). Shared links do not depend on them.
+    upload_lifetime_s: int = 3600
+    # BEIT_DEMO_SHARE_DIR: where shared results are kept (point it at persistent storage, /data on a Space, to keep
+    # links across restarts). Default: beit-demo-shares under HF_HOME.
+    share_dir: str = field(default_factory=_default_share_dir)
+    # BEIT_DEMO_SHARE_MAX_BYTES: the share store's size cap; over it, the least recently opened shares go first.
+    share_max_bytes: int = 2_000_000_000
+    # BEIT_DEMO_SHARE_DAYS: a share is deleted this many days after it was last opened.
+    share_days: int = 30
+    # BEIT_DEMO_SHARES_PER_MINUTE: shares one visitor (one address) may make in a minute.
+    shares_per_minute: int = 10
     # GRADIO_SERVER_NAME / PORT (or GRADIO_SERVER_PORT): where the server listens. Spaces set both.
     server_name: str = "127.0.0.1"
     server_port: int = 7860
+    # SPACE_ID: set by Hugging Face Spaces (owner/name); link previews then show the screenshot from the Space's repo.
+    space_id: str = ""
     # HF_HUB_OFFLINE: read by huggingface_hub; kept here so messages can say why a download was not tried.
     hub_offline: bool = False
 
@@ -134,7 +154,13 @@ class Settings:
             max_model_bytes=_int("BEIT_DEMO_MAX_MODEL_BYTES", cls.max_model_bytes),
             live_streams=_int("BEIT_DEMO_LIVE_STREAMS", cls.live_streams),
             live_seconds=_int("BEIT_DEMO_LIVE_SECONDS", cls.live_seconds),
+            upload_lifetime_s=_int("BEIT_DEMO_UPLOAD_LIFETIME_S", cls.upload_lifetime_s),
+            share_dir=os.environ.get("BEIT_DEMO_SHARE_DIR", "").strip() or _default_share_dir(),
+            share_max_bytes=_int("BEIT_DEMO_SHARE_MAX_BYTES", cls.share_max_bytes),
+            share_days=_int("BEIT_DEMO_SHARE_DAYS", cls.share_days),
+            shares_per_minute=_int("BEIT_DEMO_SHARES_PER_MINUTE", cls.shares_per_minute),
             server_name=os.environ.get("GRADIO_SERVER_NAME", cls.server_name),
             server_port=int(port) if port else cls.server_port,
+            space_id=os.environ.get("SPACE_ID", "").strip(),
             hub_offline=_is_true("HF_HUB_OFFLINE"),
         )

@@ -17,7 +17,7 @@ from tests.conftest import REPO_ROOT
 PACKAGE = REPO_ROOT / "beit_demo"
 # Each module's layer, lowest first; a module may import its own layer and those below it, never one above.
 LAYERS = {
-    "base": ("errors", "catalog", "config", "images", "memory", "evaluation", "__init__"),
+    "base": ("errors", "catalog", "config", "images", "memory", "evaluation", "share_store", "__init__"),
     "hub and models": ("hub", "hub_ids", "models"),
     "inference": ("inference",),
     "service": ("service",),

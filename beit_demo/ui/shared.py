@@ -28,6 +28,7 @@ from beit_demo.inference.heatmaps import heatmap_image, overlay_image
 from beit_demo.service import DemoService, Explanation
 from beit_demo.ui import texts
 from beit_demo.ui.components import OpenDropdown
+from beit_demo.ui.sharing import Sharing
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "examples"
 _MODEL_CHOICES = [(entry.title, entry.key) for entry in CATALOG]
@@ -39,6 +40,7 @@ class Page:
 
     blocks: gr.Blocks
     settings: Settings
+    sharing: Sharing
     tabs: dict[str, gr.Tab] = field(default_factory=dict)  # title -> its gr.Tab, filled as the tabs are built
 
 
@@ -47,8 +49,19 @@ class Tab:
 
     title: str
 
-    def __init__(self, service: DemoService):
+    def __init__(self, service: DemoService, sharing: Sharing | None = None):
         self.service = service
+        self.sharing = sharing  # None when the tab is used without a page (tests): nothing is remembered
+
+    @property
+    def key(self) -> str:
+        """The tab's name in links (``?tab=compare``) and its id in the page."""
+        return self.title.lower()
+
+    def remember(self, request: gr.Request | None, part: str, value: dict, *, new: bool = False) -> None:
+        """Keep a result this visitor was shown, for the share button (`Sharing.remember`)."""
+        if self.sharing is not None:
+            self.sharing.remember(request, self.key, part, value, new=new)
 
     def build(self, page: Page) -> None:
         """Lay out the tab's components and wire their events (called inside its `gr.Tab`)."""
@@ -82,6 +95,25 @@ def catalog_entry(model: str | None) -> CatalogEntry | None:
         with contextlib.suppress(DemoError):
             entry = catalog_entry_for(parse_hub_id(model))
     return entry
+
+
+def model_from_link(model: object, settings: Settings) -> str | None:
+    """A link's model: a catalog key, or the syntax of a Hub id when the demo takes them, else None.
+
+    Only the syntax of a Hub id is checked here; choosing it then resolves it like a typed one.
+    """
+    if catalog_entry(model) is not None:
+        return str(model)
+    try:
+        return str(parse_hub_id(model)) if settings.hub_models and isinstance(model, str) and model else None
+    except DemoError:
+        return None
+
+
+def models_from_link(value: object, settings: Settings) -> list[str]:
+    """A link's models (one, or a list), each checked by `model_from_link`; those that fail are left out."""
+    chosen = (model_from_link(model, settings) for model in (value if isinstance(value, list) else [value]))
+    return [model for model in chosen if model]
 
 
 def example_samples(entry: CatalogEntry) -> list[list[str]]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import gradio as gr
 
 from beit_demo.catalog import CATALOG, CatalogEntry
-from beit_demo.errors import DemoError
+from beit_demo.errors import DemoError, InvalidRequestError
 from beit_demo.service import MAX_HUB_MODELS_COMPARED, MAX_TOP_K, Comparison, ImageInput
+from beit_demo.share_store import StoredShare
 from beit_demo.ui import texts
 from beit_demo.ui.components import UploadedImage
 from beit_demo.ui.shared import (
@@ -15,11 +16,13 @@ from beit_demo.ui.shared import (
     Tab,
     catalog_entry,
     model_picker,
+    models_from_link,
     progress_reporter,
     saved_explanation,
     shows_errors,
     task_limits,
 )
+from beit_demo.ui.sharing import Restorer, Snapshot, link_number, restored_file
 
 COMPARE_DEFAULT = ("facemask-beit", "facemask-deit")
 EXAMPLES = ("astronaut_face_mask.jpg", "astronaut_face.jpg", "chelsea.jpg")
@@ -40,19 +43,19 @@ class CompareTab(Tab):
     def build(self, page: Page) -> None:
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
-                image = UploadedImage(
+                self.image = image = UploadedImage(
                     type="filepath", sources=["upload", "webcam", "clipboard"], label="Image", height=280
                 )
-                models = model_picker(
+                self.models = models = model_picker(
                     page.settings, value=list(COMPARE_DEFAULT), multiselect=True, label="Models to compare"
                 )
-                top_k = gr.Slider(1, MAX_TOP_K, value=3, step=1, label="Top-k predictions")
+                self.top_k = top_k = gr.Slider(1, MAX_TOP_K, value=3, step=1, label="Top-k predictions")
                 button = gr.Button("Compare", variant="primary")
                 gr.Examples(
                     examples=[[str(EXAMPLES_DIR / name)] for name in EXAMPLES], inputs=[image], label="Examples"
                 )
             with gr.Column(scale=2, min_width=300):
-                summary = gr.Markdown("")
+                self.summary = summary = gr.Markdown("")
                 with gr.Row():
                     labels, overlays, columns = [], [], []
                     for entry in CATALOG:
@@ -68,6 +71,8 @@ class CompareTab(Tab):
                             labels.append(gr.Label(label=f"Hub model {number}"))
                             overlays.append(gr.Image(label="Where it looked for its top-1", interactive=False))
                         columns.append(column)
+                page.sharing.button(self.key)
+        self.labels, self.overlays = labels, overlays
         catalog_labels, hub_labels = labels[: len(CATALOG)], labels[len(CATALOG) :]
         inputs = [image, models, top_k]
         limits = task_limits(page.settings)
@@ -84,6 +89,8 @@ class CompareTab(Tab):
         api_button = gr.Button(visible=False)
         api_button.click(self.compare, inputs=inputs, outputs=[*catalog_labels, summary], api_name="compare", **limits)
         models.change(_columns, inputs=models, outputs=columns, api_name=False, queue=False)
+        restored = [image, models, top_k, summary, *labels, *overlays]
+        page.sharing.restorers[self.key] = Restorer(self.key, self.snapshot, self.restore, restored)
 
     @shows_errors
     def compare(self, image: ImageInput, model_keys: list[str], top_k: float, progress=gr.Progress()):  # noqa: B008
@@ -105,12 +112,23 @@ class CompareTab(Tab):
             yield _outputs(comparison)[: len(CATALOG) + 1]
 
     @shows_errors
-    def compare_view(self, image: ImageInput, model_keys: list[str], top_k: float, progress=gr.Progress()):  # noqa: B008
+    def compare_view(
+        self,
+        image: ImageInput,
+        model_keys: list[str],
+        top_k: float,
+        progress=gr.Progress(),  # noqa: B008
+        request: gr.Request = None,
+    ):
         """As `compare`, with the page's panels for models typed from the Hub after the summary."""
         for comparison in self.service.compare(image, model_keys, top_k, progress_reporter(progress)):
+            panels = [[scores, caption] if shown else None for shown, scores, caption in _panels(comparison)]
+            summary = texts.compare_summary(comparison)
+            shown = {"photo": image, "models": list(model_keys), "top_k": int(top_k), "summary": summary}
+            self.remember(request, "result", {**shown, "panels": panels}, new=True)
             yield _outputs(comparison)
 
-    def compare_explanations(self, image: ImageInput, model_keys: list[str]):
+    def compare_explanations(self, image: ImageInput, model_keys: list[str], request: gr.Request = None):
         """After a comparison: each chosen model's overlay for its own top-1 (a face-mask model's: each face's own
         label on its crop), filled in as each is ready (catalog panels first, then those of the models from the Hub).
         """
@@ -125,28 +143,76 @@ class CompareTab(Tab):
                     _, overlays[key], _, _ = saved_explanation(self.service.explain(image, key, "", ""))
             except DemoError:
                 continue  # the comparison itself already said why this model has no answer (or cannot be explained)
-            yield [gr.Image(value=overlays.get(slot), visible=slot is not None) for slot in slots]
+            shown = [overlays.get(slot) for slot in slots]
+            self.remember(request, "overlays", {"photo": image, "models": list(model_keys), "paths": shown})
+            yield [gr.Image(value=path, visible=slot is not None) for path, slot in zip(shown, slots, strict=True)]
+
+    # -- sharing ------------------------------------------------------------------------------------------------
+
+    def snapshot(self, parts: dict) -> Snapshot:
+        """The latest comparison, with the overlays made for it so far."""
+        result = parts.get("result")
+        if result is None:
+            raise InvalidRequestError("Compare first: there is no result to share yet.")
+        overlays = parts.get("overlays", {})
+        same = (overlays.get("photo"), overlays.get("models")) == (result["photo"], result["models"])
+        paths = overlays["paths"] if same else []
+        pictures = {"photo.jpg": result["photo"]}
+        pictures |= {f"overlay-{slot}.jpg": path for slot, path in enumerate(paths) if path}
+        settings = {"models": result["models"], "top_k": result["top_k"]}
+        return Snapshot(settings, {"panels": result["panels"], "summary": result["summary"]}, pictures)
+
+    def restore(self, settings: dict, stored: StoredShare | None) -> dict:
+        """The tab as a link left it: the models and k, then the photo, each panel and each overlay."""
+        if stored is not None:
+            settings = stored.record["settings"]
+        models = models_from_link(settings.get("models"), self.service.settings)
+        updates: dict = {self.models: models} if models else {}
+        if (top_k := link_number(settings.get("top_k"), 1, MAX_TOP_K, whole=True)) is not None:
+            updates[self.top_k] = top_k
+        if stored is None:
+            return updates
+        results = stored.record["results"]
+        updates |= {self.image: restored_file(stored, "photo.jpg"), self.summary: results["summary"]}
+        for slot, (label, overlay) in enumerate(zip(self.labels, self.overlays, strict=True)):
+            panel = results["panels"][slot] if slot < len(results["panels"]) else None
+            updates[label] = (
+                gr.Label(value=panel[0], label=panel[1], visible=True) if panel else gr.Label(visible=False)
+            )
+            name = f"overlay-{slot}.jpg"
+            updates[overlay] = gr.Image(value=restored_file(stored, name) if name in stored.files else None)
+        return updates
 
 
 def _outputs(comparison: Comparison) -> list:
     """One `gr.Label` update per catalog model (shown only for those chosen), the summary, then one per panel for
     models from the Hub."""
+    panels = [
+        gr.Label(value=scores, label=caption, visible=True) if shown else gr.Label(value=None, visible=False)
+        for shown, scores, caption in _panels(comparison)
+    ]
+    return [*panels[: len(CATALOG)], texts.compare_summary(comparison), *panels[len(CATALOG) :]]
+
+
+def _panels(comparison: Comparison) -> list[tuple[bool, dict[str, float] | None, str]]:
+    """Each panel, catalog models first, then those from the Hub: whether it is shown, its scores and caption."""
     chosen = {entry.key for entry in comparison.entries}
     hub_entries = [entry for entry in comparison.entries if not entry.from_catalog]
 
-    def panel(entry: CatalogEntry | None) -> gr.Label:
+    def panel(entry: CatalogEntry | None) -> tuple[bool, dict[str, float] | None, str]:
         if entry is None or entry.key not in chosen:
-            return gr.Label(value=None, visible=False)
+            return False, None, ""
         outcome = comparison.outcomes.get(entry.key)
         scores = None
         if outcome and outcome.classification:
             scores = outcome.classification.scores
         elif outcome and outcome.faces:
             scores = texts.face_shares(outcome.faces)
-        return gr.Label(value=scores, label=texts.compare_caption(entry, outcome is not None), visible=True)
+        return True, scores, texts.compare_caption(entry, outcome is not None)
 
-    hub_panels = [panel(_nth(hub_entries, index)) for index in range(MAX_HUB_MODELS_COMPARED)]
-    return [*(panel(entry) for entry in CATALOG), texts.compare_summary(comparison), *hub_panels]
+    return [panel(entry) for entry in CATALOG] + [
+        panel(_nth(hub_entries, index)) for index in range(MAX_HUB_MODELS_COMPARED)
+    ]
 
 
 def _columns(keys: list[str] | None) -> list:

@@ -23,14 +23,17 @@ from beit_demo.evaluation.summary import FIGURE_HEADERS, coverage_lines, figure_
 from beit_demo.images import load_image
 from beit_demo.service import MAX_TOP_K, EvaluationReport
 from beit_demo.service.evaluate import MAX_EVALUATED_MODELS
+from beit_demo.share_store import StoredShare
 from beit_demo.ui.shared import (
     EXAMPLES_DIR,
     Page,
     Tab,
     model_picker,
+    models_from_link,
     progress_reporter,
     shows_errors,
 )
+from beit_demo.ui.sharing import Restorer, Snapshot, link_number, restored_file
 
 EVALUATE_DEFAULT = ("facemask-beit", "facemask-deit")
 # An evaluation holds its archive's images in memory (up to 300 MB): one at a time, apart from the other tabs' queue.
@@ -50,15 +53,15 @@ class EvaluateTab(Tab):
                 archive = gr.File(
                     file_types=[".zip"], type="filepath", label="A .zip of class folders (one per class)"
                 )
-                models = model_picker(
+                self.models = models = model_picker(
                     page.settings,
                     value=list(EVALUATE_DEFAULT),
                     multiselect=True,
                     max_choices=MAX_EVALUATED_MODELS,
                     label=f"Models (1 to {MAX_EVALUATED_MODELS})",
                 )
-                top_k = gr.Slider(1, MAX_TOP_K, value=5, step=1, label="k, for the top-k accuracy")
-                mapping = gr.Dataframe(
+                self.top_k = top_k = gr.Slider(1, MAX_TOP_K, value=5, step=1, label="k, for the top-k accuracy")
+                self.mapping = mapping = gr.Dataframe(
                     headers=MAPPING_HEADERS, column_count=(2, "fixed"), interactive=True, label="Folder -> labels"
                 )
                 with gr.Row():
@@ -81,15 +84,19 @@ class EvaluateTab(Tab):
                 suspects = gr.Gallery(label="Likely filed in the wrong folder", columns=4, height="auto")
                 downloads = gr.File(label="The report (JSON) and the rows (CSV)", file_count="multiple")
                 report_file = gr.File(visible=False)
+                page.sharing.button(self.key)
         archive.change(self.folders_of, inputs=archive, outputs=mapping, api_name=False)
         suggest_button.click(self.suggest_labels, inputs=[word, models], outputs=suggestions, api_name=False)
         word.submit(self.suggest_labels, inputs=[word, models], outputs=suggestions, api_name=False)
         limits = EVALUATE_LIMITS
         inputs = [archive, models, top_k, mapping]
+        self.outputs = [summary, figures, sentences, confusions, calibration, mistakes, suspects, downloads, mapping]
+        restored = [models, top_k, *self.outputs]
+        page.sharing.restorers[self.key] = Restorer(self.key, self.snapshot, self.restore, restored)
         button.click(
             self.evaluate_view,
             inputs=inputs,
-            outputs=[summary, figures, sentences, confusions, calibration, mistakes, suspects, downloads, mapping],
+            outputs=self.outputs,
             api_name=False,
             show_progress_on=[summary],
             **limits,
@@ -125,7 +132,7 @@ class EvaluateTab(Tab):
         return figure_rows(report.data), _summary(report.data, labelled), _save_report(report.data)[0]
 
     @shows_errors
-    def evaluate_view(self, archive, models, top_k, mapping, progress=gr.Progress()):  # noqa: B008
+    def evaluate_view(self, archive, models, top_k, mapping, progress=gr.Progress(), request: gr.Request = None):  # noqa: B008
         """As `evaluate`, with the page's pictures, galleries and downloads; the mapping used fills the table."""
         report, labelled = self._run(archive, models, top_k, mapping, progress)
         data = report.data
@@ -146,17 +153,58 @@ class EvaluateTab(Tab):
         suspected = [rows_by_path[path] for path in data["suspect_labels"][:MAX_GALLERY]]
         suspects = [_thumbnail(images[row["path"]], row, folder, pixels) for row in suspected]
         used = [[name, "|".join(labels)] for name, labels in next(iter(data["mapping"].values())).items()]
-        return (
-            _summary(data, labelled),
-            figure_rows(data),
-            _sentences(data),
-            confusions,
-            calibration,
-            mistakes,
-            suspects,
-            list(_save_report(data, folder)),
-            gr.skip() if len(data["mapping"]) > 1 else used,
-        )
+        shown = {
+            "models": list(models),
+            "top_k": int(top_k),
+            "summary": _summary(data, labelled),
+            "figures": figure_rows(data),
+            "sentences": _sentences(data),
+            "confusions": confusions,
+            "calibration": calibration,
+            "mistakes": mistakes,
+            "suspects": suspects,
+            "downloads": list(_save_report(data, folder)),
+            "mapping": None if len(data["mapping"]) > 1 else used,
+        }
+        self.remember(request, "result", shown, new=True)
+        return (*(shown[name] for name in _SHOWN[:-1]), gr.skip() if shown["mapping"] is None else used)
+
+    # -- sharing ------------------------------------------------------------------------------------------------
+
+    def snapshot(self, parts: dict) -> Snapshot:
+        """The latest evaluation as shown: the tables, the pictures, the galleries, the report and the rows."""
+        result = parts.get("result")
+        if result is None:
+            raise InvalidRequestError("Evaluate first: there is no result to share yet.")
+        pictures = {"calibration.png": result["calibration"]}
+        results = {name: result[name] for name in ("summary", "figures", "sentences", "mapping")}
+        for gallery, suffix in (("confusions", "png"), ("mistakes", "jpg"), ("suspects", "jpg")):
+            results[gallery] = [caption for _, caption in result[gallery]]
+            pictures |= {f"{gallery}-{n}.{suffix}": path for n, (path, _) in enumerate(result[gallery])}
+        texts = dict(zip(("report.json", "rows.csv"), result["downloads"], strict=True))
+        return Snapshot({"models": result["models"], "top_k": result["top_k"]}, results, pictures, texts)
+
+    def restore(self, settings: dict, stored: StoredShare | None) -> dict:
+        """The tab as a link left it: the models and k, then every table, picture and download (not the zip)."""
+        if stored is not None:
+            settings = stored.record["settings"]
+        models = models_from_link(settings.get("models"), self.service.settings)[:MAX_EVALUATED_MODELS]
+        updates: dict = {self.models: models} if models else {}
+        if (top_k := link_number(settings.get("top_k"), 1, MAX_TOP_K, whole=True)) is not None:
+            updates[self.top_k] = top_k
+        if stored is None:
+            return updates
+        results = stored.record["results"]
+        shown = {name: results[name] for name in ("summary", "figures", "sentences")}
+        shown["calibration"] = restored_file(stored, "calibration.png")
+        for gallery, suffix in (("confusions", "png"), ("mistakes", "jpg"), ("suspects", "jpg")):
+            captions = enumerate(results[gallery])
+            shown[gallery] = [(restored_file(stored, f"{gallery}-{n}.{suffix}"), caption) for n, caption in captions]
+        shown["downloads"] = [restored_file(stored, name) for name in ("report.json", "rows.csv")]
+        updates |= {output: shown[name] for output, name in zip(self.outputs, _SHOWN[:-1], strict=False)}
+        if results["mapping"] is not None:
+            updates[self.mapping] = results["mapping"]
+        return updates
 
     def _run(self, archive, models, top_k, mapping, progress) -> tuple[EvaluationReport, LabelledSet]:
         if not archive:
@@ -188,6 +236,19 @@ class EvaluateTab(Tab):
         if not found:
             return f"No label of the chosen models contains {word!r}." if word else ""
         return f"{len(found)} labels (paste them into the table):\n\n`{'|'.join(found)}`"
+
+
+_SHOWN = (  # the page's outputs of an evaluation, in the order of `EvaluateTab.outputs`
+    "summary",
+    "figures",
+    "sentences",
+    "confusions",
+    "calibration",
+    "mistakes",
+    "suspects",
+    "downloads",
+    "mapping",
+)
 
 
 def _map_options(mapping: object) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import gradio as gr
 
 from beit_demo.inference.heatmaps import DEFAULT_METHOD, METHODS
@@ -13,12 +15,13 @@ from beit_demo.ui.shared import Page, progress_reporter, saved_explanation, show
 class ExplainPanel:
     """An accordion under the predictions: a class (the top-1 by default), a method, the overlay."""
 
-    def __init__(self, service: DemoService):
+    def __init__(self, service: DemoService, remember: Callable[..., None]):
         self.service = service
+        self.remember = remember  # the tab's: keeps what the visitor was shown, for its share button
 
     def build(self, image: gr.Image, model: gr.Dropdown, predictions: gr.Label) -> None:
         self.predictions = predictions
-        with gr.Accordion("Explain: where did the model look?", open=False):
+        with gr.Accordion("Explain: where did the model look?", open=False) as self.accordion:
             with gr.Row():
                 self.label = OpenDropdown(
                     choices=[], value=None, allow_custom_value=True, label="Class (empty: the top-1)"
@@ -67,9 +70,19 @@ class ExplainPanel:
         return overlay, heatmap, explained
 
     @shows_errors
-    def explain_view(self, image: ImageInput, model_key: str, label: str, method: str, progress=gr.Progress()):  # noqa: B008
+    def explain_view(
+        self,
+        image: ImageInput,
+        model_key: str,
+        label: str,
+        method: str,
+        progress=gr.Progress(),  # noqa: B008
+        request: gr.Request = None,
+    ):
         """As `explain`, with the photo and the overlay side by side for the page's slider."""
         photo, overlay, heatmap, explained = self._explanation(image, model_key, label, method, progress)
+        shown = {"mode": "classify", "photo": image, "model": model_key, "pair": (photo, overlay), "text": explained}
+        self.remember(request, "explanation", {**shown, "heatmap": heatmap})
         return (photo, overlay), heatmap, explained
 
     def _explanation(self, image: ImageInput, model_key: str, label: str, method: str, progress) -> tuple:

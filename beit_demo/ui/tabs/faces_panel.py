@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 
 import gradio as gr
 import numpy as np
+from PIL import Image
 
 from beit_demo.inference.heatmaps import DEFAULT_METHOD, METHODS
-from beit_demo.service import DemoService, FaceReport, ImageInput
+from beit_demo.service import DemoService, ImageInput
 from beit_demo.ui import texts
 from beit_demo.ui.components import OpenDropdown
 from beit_demo.ui.shared import Page, progress_reporter, save_image, saved_explanation, shows_errors, task_limits
@@ -21,8 +23,9 @@ FACE_COLOURS = {"Mask": "#2e7d32", "No Mask": "#c62828", "with_mask": "#2e7d32",
 class FacesPanel:
     """The faces view: shown in place of the predictions when a face-mask model looks for faces first."""
 
-    def __init__(self, service: DemoService):
+    def __init__(self, service: DemoService, remember: Callable[..., None]):
         self.service = service
+        self.remember = remember  # the tab's: keeps what the visitor was shown, for its share button
 
     def build(self, image: gr.Image, model: gr.Dropdown, min_face_score: gr.Slider, visible: bool) -> None:
         """Lay out the view; `group` is its container and `outputs` what `detect_faces` fills."""
@@ -32,7 +35,7 @@ class FacesPanel:
             self.summary = gr.Markdown("")
             self.table = gr.Dataframe(headers=texts.FACE_TABLE_HEADERS, interactive=False, wrap=True)
             self.faces = gr.JSON(visible=False)
-            with gr.Accordion("Explain: where did the model look on each face?", open=False):
+            with gr.Accordion("Explain: where did the model look on each face?", open=False) as self.accordion:
                 self.method = OpenDropdown(
                     list(METHODS), value=DEFAULT_METHOD, allow_custom_value=True, label="Method"
                 )
@@ -54,7 +57,14 @@ class FacesPanel:
         )
 
     @shows_errors
-    def detect_faces(self, image: ImageInput, model_key: str, min_face_score: float, progress=gr.Progress()):  # noqa: B008
+    def detect_faces(
+        self,
+        image: ImageInput,
+        model_key: str,
+        min_face_score: float,
+        progress=gr.Progress(),  # noqa: B008
+        request: gr.Request = None,
+    ):
         """Find every face in a photo and judge each with a face-mask model (mask or no mask).
 
         Args:
@@ -67,7 +77,11 @@ class FacesPanel:
             probability, face score; best face first), and a one-line summary.
         """
         report = self.service.detect_faces(image, model_key, min_face_score, progress_reporter(progress))
-        return _annotated_photo(report), texts.faces_json(report), texts.face_summary(report)
+        faces, summary = texts.faces_json(report), texts.face_summary(report)
+        shown = {"model": model_key, "min_face_score": min_face_score, "faces": faces, "summary": summary}
+        shown["width"] = report.photo.width  # the boxes' pixels
+        self.remember(request, "result", {"mode": "faces", "photo": image, **shown}, new=True)
+        return annotated_photo(report.photo, faces), faces, summary
 
     @shows_errors
     def explain_faces_view(
@@ -77,6 +91,7 @@ class FacesPanel:
         method: str,
         min_face_score: float,
         progress=gr.Progress(),  # noqa: B008
+        request: gr.Request = None,
     ):
         """Each face's own label explained on its crop: the photo and the overlay side by side."""
         progress(0.0, desc="Explaining each face ...")
@@ -84,18 +99,24 @@ class FacesPanel:
             image, model_key, method or "", min_face_score, progress_reporter(progress)
         )
         photo, overlay, _, explained = saved_explanation(result)
+        shown = {"mode": "faces", "photo": image, "model": model_key, "pair": (photo, overlay), "text": explained}
+        self.remember(request, "explanation", shown)
         return (photo, overlay), explained
 
 
-def _annotated_photo(report: FaceReport) -> tuple[str, list[tuple[np.ndarray, str]]]:
-    """The photo, at most ANNOTATED_SIDE px a side, with a box per face labelled with the model's answer."""
-    photo = report.photo.copy()
-    photo.thumbnail((ANNOTATED_SIDE, ANNOTATED_SIDE))
-    scale = photo.width / report.photo.width
+def annotated_photo(
+    photo: Image.Image, faces: dict, width: int | None = None
+) -> tuple[str, list[tuple[np.ndarray, str]]]:
+    """The photo, at most ANNOTATED_SIDE px a side, with a box per face of a `texts.faces_json` answer labelled with
+    the model's answer; the boxes are in the pixels of the photo as found, ``width`` wide (default: ``photo``'s)."""
+    shown = photo.copy()
+    shown.thumbnail((ANNOTATED_SIDE, ANNOTATED_SIDE))
+    scale = shown.width / (width or photo.width)
     masks = [
-        (_box_mask(tuple(round(value * scale) for value in face.box), photo.size), face.label) for face in report.faces
+        (_box_mask(tuple(round(value * scale) for value in face["box"]), shown.size), face["label"])
+        for face in faces["faces"]
     ]
-    return save_image(photo, "faces", ".jpg", format="JPEG", quality=90), masks
+    return save_image(shown, "faces", ".jpg", format="JPEG", quality=90), masks
 
 
 def _box_mask(box: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
