@@ -72,6 +72,8 @@ class ShareStore:
         names = [*pictures, *(texts or {})]
         if bad := [name for name in names if not _NAME.fullmatch(name) or name == _RECORD]:
             raise ValueError(f"not a share file name: {bad}")
+        with self._lock:
+            self._entries()  # read the store (and clear what a stop left in .incoming) before writing into it
         share_id = secrets.token_urlsafe(16)
         incoming = self.folder / _INCOMING / share_id
         incoming.mkdir(parents=True)

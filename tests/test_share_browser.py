@@ -59,6 +59,7 @@ def app_environment(folder: Path) -> dict[str, str]:
         "BEIT_DEMO_UPLOAD_LIFETIME_S": str(LIFETIME_S),
         "BEIT_DEMO_SHARE_DIR": str(folder / "shares"),
         "BEIT_DEMO_PRELOAD": "beit-in22k,facemask-beit,facemask-deit",
+        "SPACE_ID": "someone/beit-demo",  # as on a Space: the link's preview names the screenshot in its repo
     }
 
 
@@ -161,6 +162,8 @@ def check_links(
 ) -> None:
     """Each link, in a fresh browser, shows what was shared: the top-1 and the photo, the faces, the panels."""
     page = new_page(browser, contexts, on(app, seen["classify"]["link"]))
+    preview = page.locator('meta[property="og:image"]').first  # the first one is the one previews take
+    expect(preview).to_have_attribute("content", re.compile(r"/spaces/someone/beit-demo/resolve/main/docs/screenshot"))
     panel = visible_tab(page)
     assert top_label(panel) == seen["classify"]["top"]
     with Image.open(cat) as photo:

@@ -201,7 +201,7 @@ class EvaluateTab(Tab):
             captions = enumerate(results[gallery])
             shown[gallery] = [(restored_file(stored, f"{gallery}-{n}.{suffix}"), caption) for n, caption in captions]
         shown["downloads"] = [restored_file(stored, name) for name in ("report.json", "rows.csv")]
-        updates |= {output: shown[name] for output, name in zip(self.outputs, _SHOWN[:-1], strict=False)}
+        updates |= {output: shown[name] for output, name in zip(self.outputs[:-1], _SHOWN[:-1], strict=True)}
         if results["mapping"] is not None:
             updates[self.mapping] = results["mapping"]
         return updates
