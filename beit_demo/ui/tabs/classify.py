@@ -28,7 +28,7 @@ from beit_demo.ui.shared import (
     shows_errors,
     task_limits,
 )
-from beit_demo.ui.sharing import Restorer, Snapshot, link_flag, link_number, restored_file
+from beit_demo.ui.sharing import Restorer, Sharing, Snapshot, link_flag, link_number, restored_file
 from beit_demo.ui.tabs.explain_panel import ExplainPanel
 from beit_demo.ui.tabs.faces_panel import FacesPanel, annotated_photo
 
@@ -54,7 +54,7 @@ def classify_mode(model_key: str, find_faces: bool, adapt: bool) -> ClassifyMode
 class ClassifyTab(Tab):
     title = "Classify"
 
-    def __init__(self, service: DemoService, sharing=None):
+    def __init__(self, service: DemoService, sharing: Sharing | None = None):
         super().__init__(service, sharing)
         self.faces = FacesPanel(service, self.remember)
         self.explanation = ExplainPanel(service, self.remember)
