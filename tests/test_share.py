@@ -377,3 +377,16 @@ def test_a_share_damaged_on_disk_opens_as_expired_and_repeated_names_do_no_harm(
 
     updates, notice = built.open("?tab=classify&tab=compare&share=a&share=b")
     assert "not valid" in notice and built.sharing._tabs not in updates
+
+
+def test_a_share_folder_that_cannot_be_written_gives_a_sentence_and_links_still_open_their_settings(tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    page = BuiltPage(Settings(share_dir=str(blocked / "shares")))
+    me = visitor("session-10")
+    page.tabs["classify"].classify(PHOTO, "fashion-mnist", 2, request=me)
+    with pytest.raises(gr.Error, match="cannot be kept on this server"):
+        page.share("classify", me)
+    updates, notice = page.open("?tab=classify&model=fashion-mnist&top_k=2&share=" + "A" * 22)
+    assert "cannot be kept on this server" in notice
+    assert updates[page.tabs["classify"].model] == "fashion-mnist" and updates[page.tabs["classify"].top_k] == 2

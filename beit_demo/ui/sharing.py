@@ -29,6 +29,7 @@ from beit_demo.share_store import MAX_SIDE, InvalidShareId, ShareRate, ShareStor
 
 SHARE_BUTTON = "Share as link"  # its accessible name says "share" and "link"
 EXPIRED = "This shared result has expired; the model and settings are restored."
+UNAVAILABLE = "Shared results cannot be kept on this server right now (its share folder cannot be written)."
 MAX_SESSIONS = 1024  # sessions whose latest results are remembered (least recently active forgotten first)
 # Run after the link is made: the page's own address with the link's query, to the clipboard and the text box.
 COPY_LINK_JS = """(query) => {
@@ -122,6 +123,8 @@ class Sharing:
             share_id = self.store.save(record, pictures, texts)
         except DemoError as err:
             raise gr.Error(str(err)) from None
+        except OSError:  # the share folder cannot be written (read-only, full): the server's, not the visitor's
+            raise gr.Error(UNAVAILABLE) from None
         return gr.Textbox(value=link_query(tab, snapshot.settings, share_id), visible=True)
 
     # -- opening a link -----------------------------------------------------------------------------------------
@@ -146,6 +149,8 @@ class Sharing:
                 stored = self.store.open(params["share"])
             except InvalidShareId as err:
                 notice = str(err)
+            except OSError:
+                notice = UNAVAILABLE
             else:
                 if stored is None or stored.record.get("tab") != tab:
                     stored, notice = None, EXPIRED
