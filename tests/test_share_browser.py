@@ -95,6 +95,11 @@ def top_label(scope) -> str:
     return label.inner_text()
 
 
+def overlay(panel, title: str):
+    """The picture of where a Compare panel's model looked."""
+    return block(panel, f"{title}: where it looked for its top-1").locator("img")
+
+
 def on(app: RunningApp, link: str) -> str:
     """``link`` pointed at ``app`` (a restarted app listens on another port)."""
     parts = urlsplit(link)
@@ -134,6 +139,8 @@ def test_shared_links_restore_classify_faces_and_compare_after_the_uploads_expir
             titles = [get_entry(key).title for key in ("facemask-beit", "facemask-deit")]
             tops = {title: top_label(block(panel, title)) for title in titles}
             expect(panel.get_by_text("working...")).to_have_count(0, timeout=MODEL_LOAD_MS)
+            for title in titles:  # each model's overlay, made after the comparison, is shared too
+                expect(overlay(panel, title)).to_be_visible(timeout=MODEL_LOAD_MS)
             seen["compare"] = {"tops": tops, "link": share(page)}
 
             deadline = time.monotonic() + 3 * LIFETIME_S + 30
@@ -184,5 +191,6 @@ def check_links(
     panel = visible_tab(page)
     for title, top in seen["compare"]["tops"].items():
         assert top_label(block(panel, title)) == top
+        expect(overlay(panel, title)).to_be_visible()
     with Image.open(ASTRONAUT) as photo:
         assert thumbnail_distance(shown_image(page, block(panel, "Image").locator("img").first), photo) < 8
