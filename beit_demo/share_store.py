@@ -126,6 +126,12 @@ class ShareStore:
             return None
         return StoredShare(share_id, record, files)
 
+    def has(self, share_id: str) -> bool:
+        """Whether the store holds ``share_id`` (and it has not expired), without opening it."""
+        with self._lock:
+            entry = self._entries().get(share_id)
+            return entry is not None and self._clock() - entry[1] <= self.max_age_s
+
     def usage(self) -> tuple[int, int]:
         """How many shares the store holds, and their bytes."""
         with self._lock:

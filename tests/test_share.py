@@ -234,6 +234,7 @@ def test_a_shared_classification_opens_with_its_model_settings_photo_and_answer(
 
     updates, notice = built.open(query)
     assert notice == ""
+    assert built.share("classify", visitor("opener")) == query  # the opener shares it on: the same link
     assert updates[classify.model] == "fashion-mnist" and updates[classify.top_k] == 3
     assert updates[classify.predictions] == scores and updates[classify.status] == status
     assert updates[classify.adapt] is True and updates[classify.find_faces] is False
@@ -274,11 +275,17 @@ def test_an_explanation_of_another_photo_is_not_shared_with_the_result(built):
 def test_a_visitor_shares_only_their_own_result_and_only_so_often(built):
     classify = built.tabs["classify"]
     me, other = visitor("session-4"), visitor("session-5")
+    with pytest.raises(gr.Error, match="Run the model first"):
+        built.share("classify", me)
     classify.classify(PHOTO, "fashion-mnist", 2, request=me)
     with pytest.raises(gr.Error, match="Run the model first"):
         built.share("classify", other)
-    for _ in range(5):
-        built.share("classify", me)
+    first = built.share("classify", me)
+    assert built.share("classify", me) == first  # the same result shared twice: one share, one link
+    for top_k in range(3, 7):
+        classify.classify(PHOTO, "fashion-mnist", top_k, request=me)
+        assert built.share("classify", me) != first
+    classify.classify(PHOTO, "fashion-mnist", 7, request=me)
     with pytest.raises(gr.Error, match="in the last minute"):
         built.share("classify", me)
     assert built.sharing.store.usage()[0] == 5

@@ -71,7 +71,7 @@ class Sharing:
         self.store = ShareStore(Path(settings.share_dir), settings.share_max_bytes, settings.share_days * 86_400)
         self.rate = ShareRate(settings.shares_per_minute)
         self.restorers: dict[str, Restorer] = {}
-        self._latest: OrderedDict[tuple[str, str], dict] = OrderedDict()
+        self._latest: OrderedDict[tuple[str, str], _Latest] = OrderedDict()
         self._lock = threading.Lock()
 
     # -- remembering ----------------------------------------------------------------------------------------------
@@ -83,15 +83,22 @@ class Sharing:
         if not session:
             return  # a direct call (tests, scripts): nothing to share later
         with self._lock:
-            previous = self._latest.pop((session, tab), {})
-            self._latest[(session, tab)] = {**({} if new else previous), part: value}
+            previous = self._latest.pop((session, tab), _Latest())
+            self._latest[(session, tab)] = _Latest({**({} if new else previous.parts), part: value})
             while len(self._latest) > MAX_SESSIONS:
                 self._latest.popitem(last=False)
 
-    def latest(self, request: gr.Request | None, tab: str) -> dict:
+    def latest(self, request: gr.Request | None, tab: str) -> _Latest:
+        """This session's latest results in ``tab`` (empty when none)."""
         session = getattr(request, "session_hash", None)
         with self._lock:
-            return dict(self._latest.get((session, tab), {}))
+            return self._latest.get((session, tab), _Latest())
+
+    def _keep_link(self, request: gr.Request | None, tab: str, link: str) -> None:
+        session = getattr(request, "session_hash", None)
+        if session:
+            with self._lock:
+                self._latest[(session, tab)] = _Latest(link=link)
 
     # -- sharing ------------------------------------------------------------------------------------------------
 
@@ -111,11 +118,13 @@ class Sharing:
 
     def share(self, tab: str, request: gr.Request) -> gr.Textbox:
         """Store this visitor's latest results of ``tab``; return the link's query (made a full link in the page)."""
+        latest = self.latest(request, tab)
         try:
-            parts = self.latest(request, tab)
-            if not parts:
+            if latest.link and self.store.has(latest.link.rsplit("share=", 1)[1]):
+                return gr.Textbox(value=latest.link, visible=True)  # shared already: the same link, no second copy
+            if not latest.parts:
                 raise InvalidRequestError("Run the model first: there is no result to share yet.")
-            snapshot = self.restorers[tab].snapshot(parts)
+            snapshot = self.restorers[tab].snapshot(latest.parts)
             self.rate.take(_visitor(request))
             pictures = {name: _picture(value, self.settings.max_pixels) for name, value in snapshot.pictures.items()}
             texts = {name: _text(path) for name, path in snapshot.texts.items()}
@@ -125,7 +134,8 @@ class Sharing:
             raise gr.Error(str(err)) from None
         except OSError:  # the share folder cannot be written (read-only, full): the server's, not the visitor's
             raise gr.Error(UNAVAILABLE) from None
-        return gr.Textbox(value=link_query(tab, snapshot.settings, share_id), visible=True)
+        latest.link = link_query(tab, snapshot.settings, share_id)
+        return gr.Textbox(value=latest.link, visible=True)
 
     # -- opening a link -----------------------------------------------------------------------------------------
 
@@ -157,6 +167,8 @@ class Sharing:
         if tab in self.restorers:
             try:
                 updates.update(self.restorers[tab].restore(params, stored))
+                if stored is not None:  # shared again from here: the same link
+                    self._keep_link(request, tab, link_query(tab, stored.record["settings"], stored.share_id))
             except DemoError as err:  # a restored file that went missing since: what is left, and why
                 notice = f"{EXPIRED} ({err})"
             except (OSError, LookupError, TypeError, ValueError):  # a record damaged on disk: as if it had expired
@@ -165,6 +177,14 @@ class Sharing:
             updates[self._tabs] = gr.Tabs(selected=tab)
         updates[self._notice] = gr.Markdown(value=notice and f"**{notice}**", visible=bool(notice))
         return updates
+
+
+@dataclass
+class _Latest:
+    """A session's latest results in one tab, by part ("result", "explanation", ...), and its link once shared."""
+
+    parts: dict = field(default_factory=dict)
+    link: str | None = None
 
 
 def link_query(tab: str, settings: dict, share_id: str) -> str:
