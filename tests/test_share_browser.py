@@ -176,6 +176,7 @@ def check_links(
     with Image.open(cat) as photo:
         assert thumbnail_distance(shown_image(page, block(panel, "Image").locator("img").first), photo) < 8
     expect(page.get_by_text("has expired")).to_have_count(0)
+    assert share(page) == on(app, seen["classify"]["link"])  # shared on from here: the same link
 
     page = new_page(browser, contexts, on(app, seen["faces"]["link"]))
     panel = visible_tab(page)
