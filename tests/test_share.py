@@ -382,6 +382,12 @@ def test_a_share_damaged_on_disk_opens_as_expired_and_repeated_names_do_no_harm(
     assert notice == f"**{EXPIRED}**" and updates[classify.model] == "fashion-mnist"
     assert classify.predictions not in updates
 
+    classify.classify(PHOTO, "fashion-mnist", 3, request=me)
+    query = built.share("classify", me)
+    (tmp_path / "shares" / query.rsplit("share=", 1)[1] / "view.png").unlink()  # a picture gone from the share
+    updates, notice = built.open(query)
+    assert notice == f"**{EXPIRED}**" and updates[classify.top_k] == 3 and classify.predictions not in updates
+
     updates, notice = built.open("?tab=classify&tab=compare&share=a&share=b")
     assert "not valid" in notice and built.sharing._tabs not in updates
 

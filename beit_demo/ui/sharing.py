@@ -169,9 +169,7 @@ class Sharing:
                 updates.update(self.restorers[tab].restore(params, stored))
                 if stored is not None:  # shared again from here: the same link
                     self._keep_link(request, tab, link_query(tab, stored.record["settings"], stored.share_id))
-            except DemoError as err:  # a restored file that went missing since: what is left, and why
-                notice = f"{EXPIRED} ({err})"
-            except (OSError, LookupError, TypeError, ValueError):  # a record damaged on disk: as if it had expired
+            except (DemoError, OSError, LookupError, TypeError, ValueError):  # a share damaged on disk: as if expired
                 updates, notice = self.restorers[tab].restore(params, None), EXPIRED
         if "tab" in params and tab in self._tab_keys:
             updates[self._tabs] = gr.Tabs(selected=tab)
