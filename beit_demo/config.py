@@ -124,6 +124,8 @@ class Settings:
     server_port: int = 7860
     # SPACE_ID: set by Hugging Face Spaces (owner/name); link previews then show the screenshot from the Space's repo.
     space_id: str = ""
+    # HF_ENDPOINT: read by huggingface_hub; kept here for the address of the Space's screenshot in link previews.
+    hub_endpoint: str = "https://huggingface.co"
     # HF_HUB_OFFLINE: read by huggingface_hub; kept here so messages can say why a download was not tried.
     hub_offline: bool = False
 
@@ -162,5 +164,6 @@ class Settings:
             server_name=os.environ.get("GRADIO_SERVER_NAME", cls.server_name),
             server_port=int(port) if port else cls.server_port,
             space_id=os.environ.get("SPACE_ID", "").strip(),
+            hub_endpoint=os.environ.get("HF_ENDPOINT", "").strip().rstrip("/") or cls.hub_endpoint,
             hub_offline=_is_true("HF_HUB_OFFLINE"),
         )

@@ -29,7 +29,7 @@ from beit_demo.share_store import MAX_SIDE, InvalidShareId, ShareRate, ShareStor
 from beit_demo.ui.page import TABS, build_demo, page_head
 from beit_demo.ui.shared import Page
 from beit_demo.ui.sharing import EXPIRED, Sharing
-from tests.conftest import DATA, PHOTOS, REPO_ROOT
+from tests.conftest import DATA, HUB, PHOTOS, REPO_ROOT
 
 PHOTO = str(PHOTOS / "chelsea.jpg")
 SCENE = str(DATA / "face-mask" / "scene_1.jpg")
@@ -358,8 +358,8 @@ def test_the_upload_lifetime_sets_the_clean_up_of_gradios_cache(monkeypatch):
 
 
 def test_link_previews_show_the_screenshot_from_the_spaces_repo_and_the_card_names_it_too():
-    on_a_space = page_head(Settings(space_id="someone/beit-demo"))
-    address = "https://huggingface.co/spaces/someone/beit-demo/resolve/main/docs/screenshot.png"
+    on_a_space = page_head(Settings(space_id="someone/beit-demo", hub_endpoint=HUB.url))
+    address = f"{HUB.url}/spaces/someone/beit-demo/resolve/main/docs/screenshot.png"
     assert f'<meta property="og:image" content="{address}">' in on_a_space
     assert "og:image" not in page_head(Settings()) and "og:title" in page_head(Settings())
     assert "og:image" not in page_head(Settings(space_id='x/"><script>'))

@@ -20,7 +20,7 @@ from PIL import Image, ImageOps
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from beit_demo.catalog import get_entry
-from tests.conftest import DATA, PHOTOS, RunningApp, running_app
+from tests.conftest import DATA, HUB, PHOTOS, RunningApp, running_app
 from tests.test_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -170,7 +170,8 @@ def check_links(
     """Each link, in a fresh browser, shows what was shared: the top-1 and the photo, the faces, the panels."""
     page = new_page(browser, contexts, on(app, seen["classify"]["link"]))
     preview = page.locator('meta[property="og:image"]').first  # the first one is the one previews take
-    expect(preview).to_have_attribute("content", re.compile(r"/spaces/someone/beit-demo/resolve/main/docs/screenshot"))
+    screenshot = f"{HUB.url}/spaces/someone/beit-demo/resolve/main/docs/screenshot.png"  # the app's Hub: the double
+    expect(preview).to_have_attribute("content", screenshot)
     panel = visible_tab(page)
     assert top_label(panel) == seen["classify"]["top"]
     with Image.open(cat) as photo:

@@ -14,6 +14,7 @@ mailbox, and a newer one replaces it (the older is dropped, never queued).
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from dataclasses import dataclass, field
@@ -158,6 +159,9 @@ def _faces_frame(
 ) -> LiveAnswer:
     from beit_demo.models.face_detector import shared_detector
 
+    if session.error is not None:  # the classification beside the stream failed: say why before any new work
+        error, session.error = session.error, None
+        raise error
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     scale = max(frame.width, frame.height) / DETECT_SIDE
@@ -167,9 +171,6 @@ def _faces_frame(
     kept = [(box, face.score) for box, face in zip(boxes, detected, strict=True) if _side(box) >= MIN_FACE_SIDE]
     seconds["detect"] = time.perf_counter() - started
     started = time.perf_counter()
-    if session.error is not None:
-        error, session.error = session.error, None
-        raise error
     tracks = session.tracker.update([box for box, _ in kept], [score for _, score in kept])
     session.apply_finished()
     due = [] if session.classifying else [track for track in tracks if track.due(now)]
@@ -267,13 +268,9 @@ def _label_box(draw: ImageDraw.ImageDraw, corner: tuple[int, int], text: str, co
     draw.text(corner, text, fill=(255, 255, 255), font=font)
 
 
-_FONTS: dict[int, ImageFont.ImageFont] = {}
-
-
+@functools.cache
 def _font(size: int) -> ImageFont.ImageFont:
-    if size not in _FONTS:
-        _FONTS[size] = ImageFont.load_default(size=size)
-    return _FONTS[size]
+    return ImageFont.load_default(size=size)
 
 
 def _side(box: tuple[float, ...]) -> float:

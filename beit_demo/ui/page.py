@@ -70,7 +70,7 @@ def page_head(settings: Settings) -> str:
     its screenshot, taken from the Space's repo on the Hub."""
     tags = {"og:type": "website", "og:title": TITLE, "og:description": DESCRIPTION}
     if re.fullmatch(r"[\w.-]+/[\w.-]+", settings.space_id):
-        tags["og:image"] = f"https://huggingface.co/spaces/{settings.space_id}/resolve/main/{SCREENSHOT}"
+        tags["og:image"] = f"{settings.hub_endpoint}/spaces/{settings.space_id}/resolve/main/{SCREENSHOT}"
     lines = [f'<meta property="{name}" content="{html.escape(value)}">' for name, value in tags.items()]
     card = "summary_large_image" if "og:image" in tags else "summary"
     return "\n".join([*lines, f'<meta name="twitter:card" content="{card}">'])

@@ -25,10 +25,10 @@ from beit_demo.errors import DemoError
 from beit_demo.hub import ProgressCallback
 from beit_demo.hub_ids import catalog_entry_for, parse_hub_id
 from beit_demo.inference.heatmaps import heatmap_image, overlay_image
-from beit_demo.service import DemoService, Explanation
+from beit_demo.service import MAX_TOP_K, DemoService, Explanation
 from beit_demo.ui import texts
 from beit_demo.ui.components import OpenDropdown
-from beit_demo.ui.sharing import Sharing
+from beit_demo.ui.sharing import Sharing, link_number
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "examples"
 _MODEL_CHOICES = [(entry.title, entry.key) for entry in CATALOG]
@@ -114,6 +114,17 @@ def models_from_link(value: object, settings: Settings) -> list[str]:
     """A link's models (one, or a list), each checked by `model_from_link`; those that fail are left out."""
     chosen = (model_from_link(model, settings) for model in (value if isinstance(value, list) else [value]))
     return [model for model in chosen if model]
+
+
+def models_and_k(
+    settings: dict, models: gr.Dropdown, top_k: gr.Slider, demo: Settings, most: int | None = None
+) -> dict:
+    """What a link's ``models`` and ``top_k`` set on a tab's model picker and k slider (what fails is left out)."""
+    chosen = models_from_link(settings.get("models"), demo)[:most]
+    updates: dict = {models: chosen} if chosen else {}
+    if (k := link_number(settings.get("top_k"), 1, MAX_TOP_K, whole=True)) is not None:
+        updates[top_k] = k
+    return updates
 
 
 def example_samples(entry: CatalogEntry) -> list[list[str]]:

@@ -59,7 +59,7 @@ class Restorer:
 
     tab: str
     snapshot: Callable[[dict], Snapshot]  # the tab's remembered parts -> what to store
-    restore: Callable[[dict, StoredShare | None], dict]  # (the link's settings, the share or None) -> updates
+    restore: Callable[[dict, StoredShare | None], dict]  # (the settings, the share or None) -> the tab's updates
     outputs: list
 
 
@@ -165,8 +165,8 @@ class Sharing:
                 if stored is None or stored.record.get("tab") != tab:
                     stored, notice = None, EXPIRED
         if tab in self.restorers:
-            try:
-                updates.update(self.restorers[tab].restore(params, stored))
+            try:  # a share's own settings, else the link's
+                updates.update(self.restorers[tab].restore(stored.record["settings"] if stored else params, stored))
                 if stored is not None:  # shared again from here: the same link
                     self._keep_link(request, tab, link_query(tab, stored.record["settings"], stored.share_id))
             except (DemoError, OSError, LookupError, TypeError, ValueError):  # a share damaged on disk: as if expired
@@ -220,7 +220,7 @@ def restored_file(stored: StoredShare, name: str, file_name: str | None = None) 
     source = stored.files.get(name)
     if source is None:
         raise InvalidRequestError(f"the share has no {name}")
-    folder = Path(get_upload_folder()) / "shared" / uuid.uuid4().hex
+    folder = Path(get_upload_folder()) / "opened-links" / uuid.uuid4().hex
     folder.mkdir(parents=True)
     target = folder / (file_name or name)
     shutil.copyfile(source, target)

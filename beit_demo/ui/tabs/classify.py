@@ -262,8 +262,6 @@ class ClassifyTab(Tab):
 
     def restore(self, settings: dict, stored: StoredShare | None) -> dict:
         """The tab as a link left it: its settings (from the share, or the link alone), then its results."""
-        if stored is not None:
-            settings = stored.record["settings"]
         model = model_from_link(settings.get("model"), self.service.settings)
         if model is None:
             return {}

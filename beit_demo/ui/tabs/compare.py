@@ -16,13 +16,13 @@ from beit_demo.ui.shared import (
     Tab,
     catalog_entry,
     model_picker,
-    models_from_link,
+    models_and_k,
     progress_reporter,
     saved_explanation,
     shows_errors,
     task_limits,
 )
-from beit_demo.ui.sharing import Restorer, Snapshot, link_number, restored_file
+from beit_demo.ui.sharing import Restorer, Snapshot, restored_file
 
 COMPARE_DEFAULT = ("facemask-beit", "facemask-deit")
 EXAMPLES = ("astronaut_face_mask.jpg", "astronaut_face.jpg", "chelsea.jpg")
@@ -164,12 +164,7 @@ class CompareTab(Tab):
 
     def restore(self, settings: dict, stored: StoredShare | None) -> dict:
         """The tab as a link left it: the models and k, then the photo, each panel and each overlay."""
-        if stored is not None:
-            settings = stored.record["settings"]
-        models = models_from_link(settings.get("models"), self.service.settings)
-        updates: dict = {self.models: models} if models else {}
-        if (top_k := link_number(settings.get("top_k"), 1, MAX_TOP_K, whole=True)) is not None:
-            updates[self.top_k] = top_k
+        updates = models_and_k(settings, self.models, self.top_k, self.service.settings)
         if stored is None:
             return updates
         results = stored.record["results"]

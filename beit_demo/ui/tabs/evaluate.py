@@ -29,11 +29,11 @@ from beit_demo.ui.shared import (
     Page,
     Tab,
     model_picker,
-    models_from_link,
+    models_and_k,
     progress_reporter,
     shows_errors,
 )
-from beit_demo.ui.sharing import Restorer, Snapshot, link_number, restored_file
+from beit_demo.ui.sharing import Restorer, Snapshot, restored_file
 
 EVALUATE_DEFAULT = ("facemask-beit", "facemask-deit")
 # An evaluation holds its archive's images in memory (up to 300 MB): one at a time, apart from the other tabs' queue.
@@ -186,12 +186,7 @@ class EvaluateTab(Tab):
 
     def restore(self, settings: dict, stored: StoredShare | None) -> dict:
         """The tab as a link left it: the models and k, then every table, picture and download (not the zip)."""
-        if stored is not None:
-            settings = stored.record["settings"]
-        models = models_from_link(settings.get("models"), self.service.settings)[:MAX_EVALUATED_MODELS]
-        updates: dict = {self.models: models} if models else {}
-        if (top_k := link_number(settings.get("top_k"), 1, MAX_TOP_K, whole=True)) is not None:
-            updates[self.top_k] = top_k
+        updates = models_and_k(settings, self.models, self.top_k, self.service.settings, MAX_EVALUATED_MODELS)
         if stored is None:
             return updates
         results = stored.record["results"]
